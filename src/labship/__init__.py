@@ -1,0 +1,3 @@
+"""labship: reproducible data experiments (compress, build, notebook, data)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,281 @@
+"""Read and validate `[tool.labship]` from an experiment's `pyproject.toml`.
+
+Every task reads its settings from here, so the rules live in one place and each error names the
+file and the key that is wrong, and what to write instead.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PYPROJECT = "pyproject.toml"
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+CODECS = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
+BAD_ROW_POLICIES = ("error", "skip")
+PACKAGE_MANAGERS = ("uv", "poetry")
+DEFAULT_UPLINK_MBPS = 24.5
+
+
+class ConfigError(Exception):
+    """A `[tool.labship]` setting is missing or wrong; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One CSV directory compressed into one Parquet directory (`[tool.labship.datasets.NAME]`)."""
+
+    name: str
+    source: Path
+    target: Path
+    columns: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+    types: dict[str, str] = field(default_factory=dict)
+    timestamp_formats: tuple[str, ...] = ()
+    partition_by: tuple[str, ...] = ()
+    codec: str = "zstd"
+    level: int | None = None
+    on_bad_rows: str = "error"
+
+
+@dataclass(frozen=True)
+class ImageVariant:
+    """One Jupyter image built with a set of dependency groups (`[tool.labship.images.NAME]`)."""
+
+    name: str
+    groups: tuple[str, ...]
+
+    @property
+    def groups_arg(self) -> str:
+        """The groups as the comma list the Dockerfile's DEPENDENCY_GROUPS build argument takes."""
+        return ",".join(self.groups)
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """A notebook, the image variant it runs in, and the data it reads (`[tool.labship.notebooks.NAME]`)."""
+
+    name: str
+    path: Path
+    image: str
+    data: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class LabshipConfig:
+    """The whole `[tool.labship]` table of one experiment repository."""
+
+    root: Path
+    project_name: str
+    image_name: str
+    registry: str
+    package_manager: str
+    base_image: str
+    uplink_mbps: float
+    datasets: dict[str, Dataset]
+    images: dict[str, ImageVariant]
+    notebooks: dict[str, Notebook]
+    default_notebook: str | None
+
+    @property
+    def pyproject(self) -> Path:
+        return self.root / PYPROJECT
+
+    def image_repository(self) -> str:
+        """`<registry>/<image>` without a tag (just `<image>` when no registry is set)."""
+        registry = self.registry.rstrip("/")
+        return f"{registry}/{self.image_name}" if registry else self.image_name
+
+    def dataset(self, name: str) -> Dataset:
+        return _pick(self.datasets, name, "datasets", self.pyproject)
+
+    def image(self, name: str) -> ImageVariant:
+        return _pick(self.images, name, "images", self.pyproject)
+
+    def notebook(self, name: str | None = None) -> Notebook:
+        chosen = name or self.default_notebook or next(iter(self.notebooks), None)
+        if chosen is None:
+            raise ConfigError(
+                f"{self.pyproject}: no [tool.labship.notebooks.NAME] table: declare at least one "
+                "notebook (path, image, data)"
+            )
+        return _pick(self.notebooks, chosen, "notebooks", self.pyproject)
+
+
+def _pick(table: dict[str, Any], name: str, kind: str, file: Path) -> Any:
+    if name not in table:
+        known = ", ".join(sorted(table)) or "none"
+        raise ConfigError(f"{file}: no [tool.labship.{kind}.{name}]; declared: {known}")
+    return table[name]
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest directory at or above `start` whose pyproject.toml has a [tool.labship] table."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / PYPROJECT
+        if candidate.is_file() and "[tool.labship" in candidate.read_text(encoding="utf-8"):
+            return directory
+    raise ConfigError(
+        f"no {PYPROJECT} with a [tool.labship] table in {here} or above: run the task inside an "
+        "experiment repository made with `copier copy --trust <labship> DIR`"
+    )
+
+
+def load_config(root: Path | None = None) -> LabshipConfig:
+    """Parse and validate `[tool.labship]` of the experiment at (or above) `root`."""
+    root = find_root(root)
+    file = root / PYPROJECT
+    try:
+        document = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{file}: not valid TOML: {error}") from error
+    table = document.get("tool", {}).get("labship")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{file}: [tool.labship] must be a table")
+    reader = _Reader(file, "tool.labship", table)
+    project_name = str(document.get("project", {}).get("name") or root.name)
+
+    datasets = {
+        name: _dataset(reader.sub("datasets", name), name, root)
+        for name in reader.table_names("datasets")
+    }
+    images = {name: _image(reader.sub("images", name), name) for name in reader.table_names("images")}
+    if not images:
+        images = {"notebook": ImageVariant("notebook", ("notebook",))}
+    notebooks = {
+        name: _notebook(reader.sub("notebooks", name), name, images)
+        for name in reader.table_names("notebooks")
+    }
+    default_notebook = reader.optional_str("default-notebook")
+    if default_notebook is not None and default_notebook not in notebooks:
+        reader.fail("default-notebook", f"names no notebook; declared: {', '.join(notebooks)}")
+    uplink = reader.number("uplink-mbps", DEFAULT_UPLINK_MBPS)
+    if uplink <= 0:
+        reader.fail("uplink-mbps", "must be a positive number of megabits per second, e.g. 24.5")
+    return LabshipConfig(
+        root=root,
+        project_name=project_name,
+        image_name=reader.optional_str("image") or project_name,
+        registry=reader.optional_str("registry") or "",
+        package_manager=reader.choice("package-manager", PACKAGE_MANAGERS, "uv"),
+        base_image=reader.optional_str("base-image") or "",
+        uplink_mbps=uplink,
+        datasets=datasets,
+        images=images,
+        notebooks=notebooks,
+        default_notebook=default_notebook,
+    )
+
+
+def _dataset(reader: _Reader, name: str, root: Path) -> Dataset:
+    columns = reader.str_list("columns")
+    drop = reader.str_list("drop")
+    if columns and drop:
+        reader.fail("drop", "set either `columns` (keep these) or `drop`, not both")
+    level = reader.table.get("level")
+    if level is not None and (not isinstance(level, int) or isinstance(level, bool)):
+        reader.fail("level", "must be an integer, e.g. 3")
+    types = reader.table.get("types", {})
+    if not isinstance(types, dict) or not all(isinstance(v, str) for v in types.values()):
+        reader.fail("types", 'must be a table of column = "type", e.g. { Station = "int32" }')
+    return Dataset(
+        name=_checked_name(reader, name),
+        source=root / reader.required_str("source"),
+        target=root / reader.required_str("target"),
+        columns=columns,
+        drop=drop,
+        types=dict(types),
+        timestamp_formats=reader.str_list("timestamp-formats"),
+        partition_by=reader.str_list("partition-by"),
+        codec=reader.choice("codec", CODECS, "zstd"),
+        level=level,
+        on_bad_rows=reader.choice("on-bad-rows", BAD_ROW_POLICIES, "error"),
+    )
+
+
+def _image(reader: _Reader, name: str) -> ImageVariant:
+    groups = reader.str_list("groups")
+    if not groups:
+        reader.fail("groups", 'list the dependency groups of this image, e.g. ["notebook"]')
+    return ImageVariant(name=_checked_name(reader, name), groups=groups)
+
+
+def _notebook(reader: _Reader, name: str, images: dict[str, ImageVariant]) -> Notebook:
+    image = reader.optional_str("image") or next(iter(images))
+    if image not in images:
+        reader.fail("image", f"names no image variant; declared: {', '.join(images)}")
+    return Notebook(
+        name=_checked_name(reader, name),
+        path=Path(reader.required_str("path")),
+        image=image,
+        data=tuple(Path(item) for item in reader.str_list("data")),
+    )
+
+
+def _checked_name(reader: _Reader, name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise ConfigError(
+            f"{reader.file}: [{reader.prefix}]: the name {name!r} must be lower-case letters, "
+            "digits, '-' or '_'"
+        )
+    return name
+
+
+@dataclass
+class _Reader:
+    """Typed access to one TOML table that names `file` and the dotted key in every error."""
+
+    file: Path
+    prefix: str
+    table: dict[str, Any]
+
+    def fail(self, key: str, message: str) -> None:
+        raise ConfigError(f"{self.file}: [{self.prefix}] {key}: {message}")
+
+    def sub(self, *keys: str) -> _Reader:
+        table: Any = self.table
+        for key in keys:
+            table = table.get(key, {})
+        if not isinstance(table, dict):
+            self.fail(".".join(keys), "must be a table")
+        return _Reader(self.file, ".".join((self.prefix, *keys)), table)
+
+    def table_names(self, key: str) -> list[str]:
+        value = self.table.get(key, {})
+        if not isinstance(value, dict):
+            self.fail(key, "must be a table of named tables")
+        return list(value)
+
+    def optional_str(self, key: str) -> str | None:
+        value = self.table.get(key)
+        if value is not None and not isinstance(value, str):
+            self.fail(key, "must be a string")
+        return value
+
+    def required_str(self, key: str) -> str:
+        value = self.optional_str(key)
+        if not value:
+            self.fail(key, "is required")
+        return str(value)
+
+    def number(self, key: str, default: float) -> float:
+        value = self.table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(key, "must be a number")
+        return float(value)
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
+        value = self.table.get(key, default)
+        if value not in allowed:
+            self.fail(key, f"must be one of {', '.join(allowed)} (got {value!r})")
+        return str(value)
+
+    def str_list(self, key: str) -> tuple[str, ...]:
+        value = self.table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self.fail(key, 'must be a list of strings, e.g. ["a", "b"]')
+        return tuple(value)

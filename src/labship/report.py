@@ -1,0 +1,48 @@
+"""Sizes, ratios and transfer-time estimates, shown as terminal tables and written as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+BITS_PER_BYTE = 8
+
+
+def transfer_seconds(size_bytes: int, uplink_mbps: float) -> float:
+    """Seconds to move `size_bytes` over an uplink of `uplink_mbps` megabits (10^6 bits) a second."""
+    return size_bytes * BITS_PER_BYTE / (uplink_mbps * 1_000_000)
+
+
+def format_bytes(size_bytes: float) -> str:
+    """A short human size in SI units: 951 MB, 35.2 GB."""
+    value = float(size_bytes)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" or value >= 100 else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def format_duration(seconds: float) -> str:
+    """A short human duration: 0.4 s, 57 s, 5.0 min, 3.26 h."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write `payload` as indented JSON to `path` via a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    ) as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(handle.name, path)
