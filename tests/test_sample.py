@@ -35,10 +35,13 @@ def test_files_have_pems_columns_rows_and_sparse_lanes(tmp_path: Path) -> None:
 def test_command_line_writes_requested_files(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "labship.sample", str(tmp_path), "--files", "2", "--rows", "10"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "wrote 2 files" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "d07_station_5min_2024_01_01.csv", "d07_station_5min_2024_01_02.csv"
+        "d07_station_5min_2024_01_01.csv",
+        "d07_station_5min_2024_01_02.csv",
     ]
     assert len((tmp_path / "d07_station_5min_2024_01_02.csv").read_text().splitlines()) == 11

@@ -143,7 +143,9 @@ def _csv_line(cells: list[str]) -> str:
     return ",".join(cells) + "\n"
 
 
-def write_traffic_csv(directory: Path, files: int = 4, rows_per_file: int = 2000, seed: int = 0) -> list[Path]:
+def write_traffic_csv(
+    directory: Path, files: int = 4, rows_per_file: int = 2000, seed: int = 0
+) -> list[Path]:
     """Write `files` CSV files of `rows_per_file` rows each into `directory`; return their paths.
 
     File k holds day k (starting 2024-01-01) of 24 stations, rows ordered by time then station.
@@ -172,7 +174,13 @@ def write_traffic_csv(directory: Path, files: int = 4, rows_per_file: int = 2000
 
 def _write_atomic(path: Path, text: str) -> None:
     with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", newline="", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        "w",
+        encoding="utf-8",
+        newline="",
+        dir=path.parent,
+        prefix=f".{path.name}.",
+        suffix=".tmp",
+        delete=False,
     ) as handle:
         handle.write(text)
     os.replace(handle.name, path)
