@@ -1,0 +1,196 @@
+"""Post-copy steps of the labship template, run by Copier `_tasks` in the new repository.
+
+git init -> dvc init (analytics and update checks off, committed) -> default DVC remote in the
+committed .dvc/config -> sample data tracked by DVC -> lock file -> first commit.
+
+Every step checks what is already there first, so running the hook again changes nothing. Copier
+runs it only on `copier copy` (copier.yml guards it with `_copier_operation == 'copy'`). A step that
+needs a missing tool is skipped with a message saying what to run by hand; the copy itself never
+fails because of it. The only inputs are the command-line options copier.yml passes; no secret is
+ever asked for: credentials belong in .dvc/config.local (`dvc remote modify --local`).
+
+Test-only option: LABSHIP_POETRY_SIMPLE_INDEX=<url of a PEP 503 simple index> adds that index as
+Poetry's primary source before `poetry lock`. Some networks (our CI machines) answer 404 on PyPI's
+per-version JSON API that Poetry's built-in PyPI source uses, while the simple index works. The
+source is written into pyproject.toml, so it is never set by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REMOTE_NAME = "storage"
+SAMPLE_DIR = Path("data/raw/pems")
+
+
+def main() -> int:
+    options = parse_args()
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    problems: list[str] = []
+
+    git_init()
+    if has_module("dvc"):
+        dvc_init(env)
+        dvc_remote(options.remote_url, options.s3_endpoint, env)
+    else:
+        problems.append("DVC is not installed next to Copier: install labship, then run `dvc init`")
+    if options.sample_data == "yes":
+        problems += sample_data(env)
+    problems += lock(options.package_manager, env)
+    first_commit(options.author_name, options.author_email)
+
+    for problem in problems:
+        print(f"labship hook: WARNING: {problem}", file=sys.stderr)
+    return 0
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--package-manager", choices=("uv", "poetry"), default="uv")
+    parser.add_argument("--remote-url", required=True, help="DVC remote: directory, s3://... or ssh://...")
+    parser.add_argument("--s3-endpoint", default="", help="endpoint URL of an S3-compatible remote")
+    parser.add_argument("--sample-data", choices=("yes", "no"), default="yes")
+    parser.add_argument("--author-name", default="labship", help="commit author if git has none")
+    parser.add_argument("--author-email", default="labship@localhost", help="commit e-mail if git has none")
+    return parser.parse_args()
+
+
+def step(message: str) -> None:
+    print(f"labship hook: {message}", file=sys.stderr, flush=True)
+
+
+def run(*command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command in the new repository; on failure show its output and raise."""
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise subprocess.CalledProcessError(result.returncode, command, result.stdout, result.stderr)
+    return result
+
+
+def has_module(name: str) -> bool:
+    return subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True).returncode == 0
+
+
+def git_init() -> None:
+    if Path(".git").exists():
+        return
+    step("git init")
+    run("git", "init", "--quiet", "--initial-branch=main")
+
+
+def dvc(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run(sys.executable, "-m", "dvc", *args, env=env)
+
+
+def dvc_init(env: dict[str, str]) -> None:
+    if not Path(".dvc/config").exists():
+        step("dvc init")
+        dvc("init", "--quiet", env=env)
+    # committed, so no collaborator's DVC phones home or checks for updates
+    dvc("config", "core.analytics", "false", env=env)
+    dvc("config", "core.check_update", "false", env=env)
+
+
+def dvc_remote(url: str, s3_endpoint: str, env: dict[str, str]) -> None:
+    """The default remote, in the committed .dvc/config (never credentials: those go to config.local)."""
+    step(f"DVC remote {REMOTE_NAME!r} -> {url}")
+    if "://" not in url:
+        # a relative directory is relative to this repository; DVC stores it relative to .dvc/
+        Path(url).expanduser().mkdir(parents=True, exist_ok=True)
+    dvc("remote", "add", "--default", "--force", REMOTE_NAME, url, env=env)
+    if url.startswith("s3://") and s3_endpoint:
+        dvc("remote", "modify", REMOTE_NAME, "endpointurl", s3_endpoint, env=env)
+
+
+def sample_data(env: dict[str, str]) -> list[str]:
+    """Generate the sample traffic CSV (labship.sample) into data/raw/pems and track it with DVC."""
+    if not any(SAMPLE_DIR.glob("*.csv")):
+        if not has_module("labship.sample"):
+            return [
+                "labship.sample is not available (install or upgrade labship), so no sample data was "
+                f"written; later run: python -m labship.sample {SAMPLE_DIR.as_posix()} && "
+                f"dvc add {SAMPLE_DIR.as_posix()}"
+            ]
+        step(f"sample data -> {SAMPLE_DIR.as_posix()}")
+        run(sys.executable, "-m", "labship.sample", str(SAMPLE_DIR))
+    if has_module("dvc") and not Path(f"{SAMPLE_DIR}.dvc").exists():
+        step(f"dvc add {SAMPLE_DIR.as_posix()}")
+        dvc("add", "--quiet", str(SAMPLE_DIR), env=env)
+    return []
+
+
+def find_tool(name: str) -> list[str] | None:
+    """The tool next to Copier's Python first (an unactivated venv), then on PATH, then `-m`."""
+    beside = Path(sys.executable).parent / (f"{name}.exe" if os.name == "nt" else name)
+    if beside.is_file():
+        return [str(beside)]
+    if found := shutil.which(name):
+        return [found]
+    if has_module(name):
+        return [sys.executable, "-m", name]
+    return None
+
+
+def lock(package_manager: str, env: dict[str, str]) -> list[str]:
+    lock_file = "uv.lock" if package_manager == "uv" else "poetry.lock"
+    if Path(lock_file).exists():
+        return []
+    tool = find_tool(package_manager)
+    if tool is None:
+        return [
+            f"{package_manager} is not installed: install it, run "
+            f"`{package_manager} lock` and commit {lock_file}"
+        ]
+    if package_manager == "poetry" and (index := os.environ.get("LABSHIP_POETRY_SIMPLE_INDEX")):
+        step(f"poetry source pypi-simple -> {index} (LABSHIP_POETRY_SIMPLE_INDEX)")
+        run(*tool, "source", "add", "--priority=primary", "pypi-simple", index, env=env)
+    step(f"{package_manager} lock")
+    try:
+        run(*tool, "lock", env=env)
+    except subprocess.CalledProcessError:
+        return [
+            f"`{package_manager} lock` failed (output above): fix it, run it again and commit {lock_file}"
+        ]
+    return []
+
+
+def first_commit(author_name: str, author_email: str) -> None:
+    if has_head():
+        return
+    step("first commit")
+    run("git", "add", "--all")
+    identity: list[str] = []
+    if not git_config("user.name") or not git_config("user.email"):
+        # an unconfigured machine (CI, container): commit as the author named in the answers
+        identity = ["-c", f"user.name={author_name}", "-c", f"user.email={author_email}"]
+    run(
+        "git",
+        *identity,
+        "commit",
+        "--quiet",
+        "--no-verify",
+        "-m",
+        "Scaffold the experiment from the labship template",
+    )
+
+
+def has_head() -> bool:
+    return (
+        subprocess.run(["git", "rev-parse", "--verify", "--quiet", "HEAD"], capture_output=True).returncode
+        == 0
+    )
+
+
+def git_config(key: str) -> str:
+    result = subprocess.run(["git", "config", key], capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
