@@ -53,28 +53,167 @@ def notebook(c):  # type: ignore[no-untyped-def]
 
 
 # --- data (issue 5) -----------------------------------------------------------------------------
-@task
-def push(c):  # type: ignore[no-untyped-def]
-    """Upload the DVC-tracked data to the default remote."""
-    not_yet(5)()
+DATA_EXIT_CODES = (
+    "Exit codes: 0 ok, 1 failed (or data.status: out of sync), 2 no/broken remote configuration, "
+    "3 remote unreachable, 4 credentials refused, 5 data lost (neither in the cache nor on the remote)."
+)
 
 
-@task
-def pull(c):  # type: ignore[no-untyped-def]
-    """Download DVC-tracked data from the default remote."""
-    not_yet(5)()
+@contextmanager
+def data_errors() -> Iterator[None]:
+    """Like `user_errors`, keeping the exit code a `DataError` carries (see labship.data.EXIT_*)."""
+    from labship.data import DataError
+
+    try:
+        yield
+    except ConfigError as error:
+        raise Exit(f"error: {error}", code=2) from error
+    except DataError as error:
+        raise Exit(f"error: {error}", code=error.exit_code) from error
 
 
-@task
-def status(c):  # type: ignore[no-untyped-def]
-    """Compare the local data with the remote; fails when they differ."""
-    not_yet(5)()
+@task(
+    help={
+        "target": "a DVC-tracked path or .dvc file to push (repeatable; default: everything)",
+        "remote": "remote name (default: the default remote; see `invoke data.remote`)",
+        "jobs": "parallel transfers (default: DVC's, 4 x cores)",
+    },
+    iterable=["target"],
+)
+def push(c, target=None, remote=None, jobs=0):  # type: ignore[no-untyped-def]
+    """Upload the DVC-tracked data the remote lacks, then summarise what moved and how long it takes.
+
+    Re-running after a failure sends only what is still missing. Exit codes: see `data.status`.
+    """
+    import sys
+
+    from labship import data
+    from labship.config import load_config
+
+    with data_errors():
+        config = load_config()
+        moved = data.push(
+            config.root,
+            targets=target or (),
+            remote=remote,
+            jobs=jobs or None,
+            uplink_mbps=config.uplink_mbps,
+            echo=sys.stderr,
+        )
+    print(moved.summary())
 
 
-@task
-def remote(c):  # type: ignore[no-untyped-def]
-    """Show or change the default DVC remote."""
-    not_yet(5)()
+@task(
+    help={
+        "target": "a DVC-tracked path or .dvc file to pull, e.g. data/processed/pems "
+        "(repeatable; default: everything)",
+        "remote": "remote name (default: the default remote; see `invoke data.remote`)",
+        "jobs": "parallel transfers (default: DVC's, 4 x cores)",
+    },
+    iterable=["target"],
+)
+def pull(c, target=None, remote=None, jobs=0):  # type: ignore[no-untyped-def]
+    """Download DVC-tracked data from the remote and check it out; a re-run completes an interrupted pull.
+
+    Exit codes: see `data.status`.
+    """
+    import sys
+
+    from labship import data
+    from labship.config import load_config
+
+    with data_errors():
+        config = load_config()
+        moved = data.pull(
+            config.root,
+            targets=target or (),
+            remote=remote,
+            jobs=jobs or None,
+            uplink_mbps=config.uplink_mbps,
+            echo=sys.stderr,
+        )
+    print(moved.summary())
+
+
+@task(
+    help={
+        "target": "limit the check to this DVC-tracked path or .dvc file (repeatable)",
+        "remote": "remote name (default: the default remote)",
+    },
+    iterable=["target"],
+)
+def status(c, target=None, remote=None):  # type: ignore[no-untyped-def]
+    """Compare the workspace with dvc.lock / *.dvc and with the remote; exit 1 when anything differs.
+
+    0 ok, 1 out of sync (or failed), 2 no/broken remote configuration, 3 remote unreachable,
+    4 credentials refused, 5 data lost (neither in the cache nor on the remote).
+    """
+    from labship import data
+    from labship.config import load_config
+
+    with data_errors():
+        config = load_config()
+        state = data.status(config.root, targets=target or (), remote=remote)
+    print(state.summary())
+    if state.exit_code:
+        raise Exit(code=state.exit_code)
+
+
+@task(
+    help={
+        "url": "new default remote: a directory, s3://BUCKET/PREFIX or ssh://USER@HOST[:PORT]/PATH "
+        "(omit to show the remotes)",
+        "name": "remote name (default: the default remote's when of the same kind, else s3/ssh/local)",
+        "endpoint_url": "S3: endpoint of an S3-compatible server, e.g. https://minio.example.org (committed)",
+        "region": "S3: region (committed)",
+        "profile": "S3: AWS profile from ~/.aws (stored in .dvc/config.local)",
+        "access_key_id": "S3: access key id (stored in .dvc/config.local only)",
+        "secret_access_key": "S3: secret key (stored in .dvc/config.local only); omit to be prompted",
+        "keyfile": "SSH: private key file (stored in .dvc/config.local only)",
+    }
+)
+def remote(  # type: ignore[no-untyped-def]
+    c,
+    url=None,
+    name=None,
+    endpoint_url=None,
+    region=None,
+    profile=None,
+    access_key_id=None,
+    secret_access_key=None,
+    keyfile=None,
+):
+    """Show the DVC remotes (credentials masked), or make URL the default remote.
+
+    Shared settings (url, endpoint, user) go to the committed .dvc/config: commit it so
+    collaborators get them. Credentials go to .dvc/config.local only, which git ignores.
+    """
+    import getpass
+    import sys
+
+    from labship import data
+    from labship.config import find_root
+
+    with data_errors():
+        root = find_root()
+        if url is None:
+            print(data.show_remotes(root), end="")
+            return
+        if access_key_id and not secret_access_key and sys.stdin.isatty():
+            secret_access_key = getpass.getpass("secret access key (stored in .dvc/config.local): ")
+        data.set_remote(
+            root,
+            url,
+            name=name,
+            endpoint_url=endpoint_url,
+            region=region,
+            profile=profile,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            keyfile=keyfile,
+        )
+        print(data.show_remotes(root), end="")
+        print("commit .dvc/config so collaborators use this remote (credentials stay in .dvc/config.local)")
 
 
 def namespace() -> Collection:

@@ -1,0 +1,693 @@
+"""Share an experiment's data with DVC: remote setup, push / pull / status, and the compress stage.
+
+Thin wrappers over the `dvc` command line (the stable contract; `dvc.repo.Repo` is not a public
+API). Each wrapper streams DVC's own output (with its progress bars when stderr is a terminal),
+masks every credential found in `.dvc/config.local`, and turns DVC's failures into a `DataError`
+naming the remote and what to do, with an exit code a script can act on (see `EXIT_*`).
+
+What moved is computed from DVC's per-file cloud status taken before the transfer ("new" = only
+in the local cache, "deleted" = only on the remote) and the sizes of those objects in the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+from labship.config import Dataset, LabshipConfig, Notebook
+from labship.report import format_bytes, format_duration, transfer_seconds
+
+# Exit codes of the data tasks (documented in their --help).
+EXIT_OK = 0
+EXIT_OUT_OF_SYNC = 1  # data.status: local data and remote differ
+EXIT_FAILED = 1  # push/pull: DVC failed for another reason (its message is shown)
+EXIT_CONFIG = 2  # no remote, broken .dvc/config(.local), not a DVC repository, bad option
+EXIT_UNREACHABLE = 3  # the remote's server does not answer
+EXIT_DENIED = 4  # the remote refused the credentials
+EXIT_MISSING = 5  # data referenced by the repository is on neither the cache nor the remote
+EXIT_INTERRUPTED = 130
+
+# Remote options that are secrets: written only to .dvc/config.local and never shown.
+SECRET_OPTIONS = frozenset(
+    {"access_key_id", "secret_access_key", "session_token", "password", "passphrase", "key", "token"}
+)
+# Options that are per-user (not secret) and so also belong to .dvc/config.local.
+PER_USER_OPTIONS = frozenset({"profile", "keyfile", "credentialpath"})
+MASK = "****"
+
+_UNREACHABLE = re.compile(
+    r"Could not connect to the endpoint URL|Connect call failed|Connection refused|Connection not open"
+    r"|Name or service not known|Temporary failure in name resolution|timed out|Connection reset"
+    r"|Connection lost|No route to host|EndpointConnectionError",
+    re.IGNORECASE,
+)
+_DENIED = re.compile(
+    r"Forbidden|\(403\)|InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|Permission denied"
+    r"|Unable to locate credentials|Authentication failed|No such file or directory: '[^']*key",
+    re.IGNORECASE,
+)
+_NO_REMOTE = re.compile(r"no default remote set|remote '[^']*' doesn't exist", re.IGNORECASE)
+_MISSING = re.compile(
+    r"Checkout failed|do not exist neither locally nor on remote|missing cache files", re.IGNORECASE
+)
+
+
+class DataError(Exception):
+    """A DVC operation failed; the message names the remote and the next step."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# --- running dvc ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DvcRun:
+    """One finished `dvc` command: its exit code, its (masked) combined output, its duration."""
+
+    args: tuple[str, ...]
+    exit_code: int
+    output: str
+    seconds: float
+
+
+def dvc_executable() -> str:
+    """The `dvc` next to this Python (the venv labship lives in), else the one on PATH."""
+    beside = Path(sys.executable).parent / ("dvc.exe" if sys.platform == "win32" else "dvc")
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("dvc")
+    if found is None:
+        raise DataError(
+            "the `dvc` command is not installed: install labship with its dependencies "
+            "(`pipx install labship`), or `pip install 'dvc[s3,ssh]'`",
+            EXIT_CONFIG,
+        )
+    return found
+
+
+def run_dvc(
+    root: Path,
+    args: Sequence[str],
+    *,
+    echo: TextIO | None = None,
+    secrets: Iterable[str] = (),
+    progress: bool | None = None,
+) -> DvcRun:
+    """Run `dvc ARGS` in `root`, forwarding its output to `echo` line by line with secrets masked.
+
+    DVC draws progress bars only on a terminal; with `progress` (default: `echo` is a terminal)
+    they are forced on through DVC_IGNORE_ISATTY and forwarded as they come (they end in `\\r`).
+    """
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    if progress is None:
+        progress = bool(echo is not None and hasattr(echo, "isatty") and echo.isatty())
+    if progress:
+        env["DVC_IGNORE_ISATTY"] = "true"
+    masked = sorted((s for s in set(secrets) if len(s) >= 3), key=len, reverse=True)
+    started = time.monotonic()
+    command = [dvc_executable(), *args]
+    try:
+        process = subprocess.Popen(
+            command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+    except OSError as error:
+        raise DataError(f"could not run {command[0]}: {error}", EXIT_CONFIG) from error
+    assert process.stdout is not None
+    captured: list[str] = []
+    pending = b""
+    try:
+        while chunk := process.stdout.read1(65536):
+            pending += chunk
+            cut = max(pending.rfind(b"\n"), pending.rfind(b"\r"))
+            if cut < 0:
+                continue
+            text = _mask(pending[: cut + 1].decode("utf-8", "replace"), masked)
+            pending = pending[cut + 1 :]
+            captured.append(text)
+            if echo is not None:
+                echo.write(text)
+                echo.flush()
+        if pending:
+            text = _mask(pending.decode("utf-8", "replace"), masked)
+            captured.append(text)
+            if echo is not None:
+                echo.write(text)
+        exit_code = process.wait()
+    except KeyboardInterrupt:
+        process.wait()
+        raise DataError("interrupted: re-run the same command to continue", EXIT_INTERRUPTED) from None
+    finally:
+        process.stdout.close()
+    return DvcRun(tuple(args), exit_code, "".join(captured), time.monotonic() - started)
+
+
+def _mask(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
+# --- remotes -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Remote:
+    """One DVC remote as the repository's config files define it (`local` = from config.local)."""
+
+    name: str
+    url: str
+    options: dict[str, str] = field(default_factory=dict)
+    local_options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return remote_kind(self.url)
+
+    def secrets(self) -> list[str]:
+        """Secret values, so they can be masked in anything printed."""
+        values = [v for k, v in {**self.options, **self.local_options}.items() if k in SECRET_OPTIONS]
+        password = urlsplit(self.url).password if "://" in self.url else None
+        return [*values, *([password] if password else [])]
+
+    def describe(self) -> str:
+        """The remote for a message: name and URL with any password masked."""
+        return f"'{self.name}' ({mask_url(self.url)})"
+
+    def settings(self) -> list[tuple[str, str, str]]:
+        """(key, shown value, file) rows with secrets masked, committed settings first."""
+        rows = [("url", mask_url(self.url), ".dvc/config")]
+        for source, options in ((".dvc/config", self.options), (".dvc/config.local", self.local_options)):
+            for key, value in sorted(options.items()):
+                if key != "url":
+                    rows.append((key, MASK if key in SECRET_OPTIONS else value, source))
+        return rows
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    """The remotes of a repository and which one is the default."""
+
+    default: str | None
+    remotes: dict[str, Remote]
+
+    def pick(self, name: str | None = None) -> Remote:
+        chosen = name or self.default
+        if chosen is None:
+            raise DataError(
+                "no default DVC remote: set one with `invoke data.remote --url DIR|s3://BUCKET/PREFIX|"
+                "ssh://USER@HOST/PATH`, then commit .dvc/config",
+                EXIT_CONFIG,
+            )
+        if chosen not in self.remotes:
+            known = ", ".join(sorted(self.remotes)) or "none"
+            raise DataError(
+                f"no DVC remote named '{chosen}' in .dvc/config (defined: {known}): see `invoke data.remote`",
+                EXIT_CONFIG,
+            )
+        return self.remotes[chosen]
+
+    def secrets(self) -> list[str]:
+        return [secret for remote in self.remotes.values() for secret in remote.secrets()]
+
+
+def remote_kind(url: str) -> str:
+    """'s3', 'ssh', 'local' or the URL scheme of another DVC remote type."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+://", url):
+        return url.split("://", 1)[0].lower()
+    return "local"
+
+
+def mask_url(url: str) -> str:
+    """The URL with any embedded password replaced by ****."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:{MASK}@{host}"))
+
+
+def read_remotes(root: Path) -> RemoteConfig:
+    """The remotes of `.dvc/config` merged with `.dvc/config.local`; names the file when broken."""
+    import configobj  # a DVC dependency: the format of its config files
+
+    sections: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+    default = None
+    for level, file in enumerate((root / ".dvc" / "config", root / ".dvc" / "config.local")):
+        if not file.is_file():
+            continue
+        try:
+            parsed = configobj.ConfigObj(str(file), list_values=False, interpolation=False)
+        except configobj.ConfigObjError as error:
+            raise DataError(f"{file}: not a valid DVC config file: {error}", EXIT_CONFIG) from error
+        default = str(parsed.get("core", {}).get("remote", default) or "") or default
+        for section, values in parsed.items():
+            match = re.fullmatch(r"""remote\s+["'](.+)["']""", section.strip())
+            if match:
+                committed, local = sections.setdefault(match.group(1), ({}, {}))
+                (local if level else committed).update({k: str(v) for k, v in values.items()})
+    remotes: dict[str, Remote] = {}
+    for name, (committed, local) in sections.items():
+        url = local.get("url") or committed.get("url")
+        if not url:
+            where = ".dvc/config.local" if local and not committed else ".dvc/config"
+            raise DataError(
+                f"{root / where}: remote '{name}' has no url, which makes every DVC command fail: "
+                f"delete its ['remote \"{name}\"'] section from .dvc/config.local, or add the remote "
+                f"with `invoke data.remote --name {name} --url ...`",
+                EXIT_CONFIG,
+            )
+        remotes[name] = Remote(name, url, committed, local)
+    return RemoteConfig(default, remotes)
+
+
+def set_remote(
+    root: Path,
+    url: str,
+    *,
+    name: str | None = None,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    profile: str | None = None,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    keyfile: str | None = None,
+    echo: TextIO | None = None,
+) -> Remote:
+    """Make `url` the default remote: shared settings to .dvc/config, credentials to config.local.
+
+    A remote of the same kind is changed in place; another kind gets a new remote (named after
+    its kind unless `name` is given), so the old one and its data stay reachable by name.
+    """
+    kind = remote_kind(url)
+    parts = urlsplit(url) if kind != "local" else None
+    if parts is not None and parts.password:
+        raise DataError(
+            "the remote URL contains a password, which would be committed in .dvc/config: "
+            "use a key (--keyfile) or --access-key-id/--secret-access-key instead",
+            EXIT_CONFIG,
+        )
+    s3_only = {
+        "--endpoint-url": endpoint_url,
+        "--region": region,
+        "--profile": profile,
+        "--access-key-id": access_key_id,
+        "--secret-access-key": secret_access_key,
+    }
+    for flag, value in s3_only.items():
+        if value and kind != "s3":
+            raise DataError(f"{flag} applies to s3:// remotes only (the URL is a {kind} remote)", EXIT_CONFIG)
+    if keyfile and kind != "ssh":
+        raise DataError(f"--keyfile applies to ssh:// remotes only (the URL is a {kind} remote)", EXIT_CONFIG)
+    if bool(access_key_id) != bool(secret_access_key):
+        raise DataError("give both --access-key-id and --secret-access-key (or --profile)", EXIT_CONFIG)
+    if kind == "local":
+        url = str(Path(url).expanduser().absolute())
+    if keyfile:
+        keyfile = str(Path(keyfile).expanduser().absolute())
+        if not Path(keyfile).is_file():
+            raise DataError(f"--keyfile {keyfile}: no such file", EXIT_CONFIG)
+
+    current = read_remotes(root)
+    if name is None:
+        default = current.remotes.get(current.default or "")
+        name = default.name if default is not None and default.kind == kind else kind
+    previous = current.remotes.get(name)
+    secrets = [*current.secrets(), *(s for s in (access_key_id, secret_access_key) if s)]
+
+    def dvc(*args: str) -> None:
+        run = run_dvc(root, args, secrets=secrets)
+        if run.exit_code:
+            raise _failure(run, f"dvc {args[0]} {args[1]}", None)
+
+    if previous is not None and previous.kind != kind:
+        # Options of the old kind (in either file) would fail validation for the new one; unset the
+        # local ones first, or the repository is left with a config.local section DVC rejects.
+        for key in previous.local_options:
+            dvc("remote", "modify", "--local", name, "--unset", key)
+        dvc("remote", "add", "--force", "--default", name, url)
+    elif previous is None:
+        dvc("remote", "add", "--default", name, url)
+    else:
+        dvc("remote", "modify", name, "url", url)
+        dvc("remote", "default", name)
+    shared = {"endpointurl": endpoint_url, "region": region}
+    if parts is not None and kind == "ssh" and parts.username:
+        shared["user"] = parts.username
+    for key, value in shared.items():
+        if value:
+            dvc("remote", "modify", name, key, value)
+    per_user = {
+        "profile": profile,
+        "access_key_id": access_key_id,
+        "secret_access_key": secret_access_key,
+        "keyfile": keyfile,
+    }
+    for key, value in per_user.items():
+        if value:
+            dvc("remote", "modify", "--local", name, key, value)
+    if echo is not None:
+        echo.write(f"default remote is now {read_remotes(root).pick(name).describe()}\n")
+    return read_remotes(root).pick(name)
+
+
+def show_remotes(root: Path) -> str:
+    """A table of the repository's remotes with the default marked and credentials masked."""
+    config = read_remotes(root)
+    if not config.remotes:
+        return "no DVC remote: set one with `invoke data.remote --url ...`\n"
+    lines = []
+    for name, remote in sorted(config.remotes.items()):
+        marker = " (default)" if name == config.default else ""
+        lines.append(f"remote '{name}'{marker}: {remote.kind}")
+        for key, value, source in remote.settings():
+            lines.append(f"  {key:<18} {value:<50} {source}")
+    return "\n".join(lines) + "\n"
+
+
+# --- what is where -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Transfer:
+    """What a push or pull moved (or would move), and how long it took."""
+
+    action: str  # "pushed" | "fetched"
+    remote: str
+    files: int
+    manifests: int
+    size_bytes: int
+    seconds: float
+    uplink_mbps: float
+
+    @property
+    def estimate_seconds(self) -> float:
+        return transfer_seconds(self.size_bytes, self.uplink_mbps)
+
+    def summary(self) -> str:
+        if self.files == 0 and self.manifests == 0:
+            return f"nothing to transfer: {self.remote} is up to date ({format_duration(self.seconds)})"
+        direction = "to" if self.action == "pushed" else "from"
+        return (
+            f"{self.action} {self.files} files ({format_bytes(self.size_bytes)}) {direction} {self.remote} "
+            f"in {format_duration(self.seconds)}; at the {self.uplink_mbps:g} Mbit/s uplink this takes "
+            f"~{format_duration(self.estimate_seconds)}"
+        )
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """Local data versus its records (dvc.yaml / .dvc files) and versus the remote."""
+
+    remote: str
+    local_changes: dict[str, list[str]]
+    to_push: list[str]
+    to_pull: list[str]
+    missing: list[str]
+
+    @property
+    def in_sync(self) -> bool:
+        return not (self.local_changes or self.to_push or self.to_pull or self.missing)
+
+    @property
+    def exit_code(self) -> int:
+        if self.missing:
+            return EXIT_MISSING
+        return EXIT_OK if self.in_sync else EXIT_OUT_OF_SYNC
+
+    def summary(self) -> str:
+        if self.in_sync:
+            return f"in sync: the workspace matches its records and {self.remote} holds all of it"
+        lines = []
+        for path, changes in sorted(self.local_changes.items()):
+            lines.append(f"  changed locally  {path}: {', '.join(changes)}")
+        lines += [f"  only local       {path}" for path in self.to_push]
+        lines += [f"  only on remote   {path}" for path in self.to_pull]
+        lines += [f"  lost             {path}" for path in self.missing]
+        steps = []
+        if self.local_changes:
+            steps.append("`dvc repro` (or `dvc add` raw data) and commit dvc.lock / *.dvc")
+        if self.to_push:
+            steps.append("`invoke data.push`")
+        if self.to_pull:
+            steps.append("`invoke data.pull`")
+        if self.missing:
+            steps.append("ask whoever committed the lost data to `invoke data.push` it")
+        return f"out of sync with {self.remote}:\n" + "\n".join(lines) + "\nnext: " + "; ".join(steps)
+
+
+def cache_dir(root: Path) -> Path:
+    """The DVC cache directory (`cache.dir` of the repository's config, else .dvc/cache)."""
+    import configobj
+
+    directory = root / ".dvc" / "cache"
+    for file in (root / ".dvc" / "config", root / ".dvc" / "config.local"):
+        if file.is_file():
+            configured = configobj.ConfigObj(str(file), list_values=False).get("cache", {}).get("dir")
+            if configured:
+                directory = (file.parent / configured).resolve()
+    return directory
+
+
+def tracked_objects(root: Path) -> dict[str, str]:
+    """Workspace path -> md5 of every file and directory manifest the repository's records name.
+
+    Reads the `.dvc` files and `dvc.lock`, and each directory's `.dir` manifest from the cache.
+    """
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe")
+    outs: list[tuple[Path, dict]] = []
+    lock = root / "dvc.lock"
+    if lock.is_file():
+        for stage in (yaml.load(lock.read_text(encoding="utf-8")) or {}).get("stages", {}).values():
+            outs += [(root, out) for out in stage.get("outs", [])]
+    for record in root.rglob("*.dvc"):
+        if ".dvc" in record.relative_to(root).parts[:-1] or not record.is_file():
+            continue
+        outs += [
+            (record.parent, out)
+            for out in (yaml.load(record.read_text(encoding="utf-8")) or {}).get("outs", [])
+        ]
+    objects: dict[str, str] = {}
+    cache = cache_dir(root)
+    for base, out in outs:
+        md5 = out.get("md5")
+        if not md5:
+            continue
+        path = (base / out["path"]).resolve().relative_to(root.resolve()).as_posix()
+        objects[path] = md5
+        manifest = _cache_path(cache, md5)
+        if md5.endswith(".dir") and manifest.is_file():
+            for entry in json.loads(manifest.read_text(encoding="utf-8")):
+                objects[f"{path}/{entry['relpath']}"] = entry["md5"]
+    return objects
+
+
+def _cache_path(cache: Path, md5: str) -> Path:
+    return cache / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def cloud_status(
+    root: Path, targets: Sequence[str] = (), remote: str | None = None, secrets: Iterable[str] = ()
+) -> dict[str, str]:
+    """DVC's per-path cloud status: 'new' (local only), 'deleted' (remote only), 'missing' (lost)."""
+    config = read_remotes(root)
+    chosen = config.pick(remote)
+    args = ["status", "--cloud", "--json", "--remote", chosen.name, *targets]
+    run = run_dvc(root, args, secrets=[*config.secrets(), *secrets])
+    if run.exit_code:
+        raise _failure(run, "compare with the remote", chosen)
+    text = run.output.strip()
+    start = text.find("{")
+    try:
+        return json.loads(text[start:]) if start >= 0 else {}
+    except json.JSONDecodeError as error:
+        raise DataError(f"could not read `dvc status --cloud --json`: {text[-500:]}") from error
+
+
+def _moved(
+    root: Path, paths: Iterable[str], action: str, remote: Remote, seconds: float, uplink_mbps: float
+) -> Transfer:
+    """Count unique objects (files and .dir manifests) behind `paths` and their cached sizes."""
+    objects = tracked_objects(root)
+    cache = cache_dir(root)
+    unique: dict[str, int] = {}
+    for path in paths:
+        md5 = objects.get(path)
+        if md5 is None:
+            continue
+        cached = _cache_path(cache, md5)
+        unique[md5] = cached.stat().st_size if cached.is_file() else 0
+    manifests = sum(1 for md5 in unique if md5.endswith(".dir"))
+    return Transfer(
+        action,
+        remote.describe(),
+        len(unique) - manifests,
+        manifests,
+        sum(unique.values()),
+        seconds,
+        uplink_mbps,
+    )
+
+
+# --- push / pull / status ------------------------------------------------------------------------
+def push(
+    root: Path,
+    *,
+    targets: Sequence[str] = (),
+    remote: str | None = None,
+    jobs: int | None = None,
+    uplink_mbps: float,
+    echo: TextIO | None = None,
+) -> Transfer:
+    """Upload what the remote lacks; returns what moved. Idempotent: a re-run sends only the rest."""
+    config = read_remotes(root)
+    chosen = config.pick(remote)
+    started = time.monotonic()
+    pending = cloud_status(root, targets, chosen.name)
+    to_send = [path for path, state in pending.items() if state == "new"]
+    args = ["push", "--remote", chosen.name, *(["--jobs", str(jobs)] if jobs else []), *targets]
+    run = run_dvc(root, args, echo=echo, secrets=config.secrets())
+    if run.exit_code:
+        raise _failure(run, "push", chosen)
+    return _moved(root, to_send, "pushed", chosen, time.monotonic() - started, uplink_mbps)
+
+
+def pull(
+    root: Path,
+    *,
+    targets: Sequence[str] = (),
+    remote: str | None = None,
+    jobs: int | None = None,
+    uplink_mbps: float,
+    echo: TextIO | None = None,
+) -> Transfer:
+    """Download what the cache lacks and check it out; a re-run after an interruption completes it."""
+    config = read_remotes(root)
+    chosen = config.pick(remote)
+    started = time.monotonic()
+    pending = cloud_status(root, targets, chosen.name)
+    to_fetch = [path for path, state in pending.items() if state == "deleted"]
+    args = ["pull", "--remote", chosen.name, *(["--jobs", str(jobs)] if jobs else []), *targets]
+    run = run_dvc(root, args, echo=echo, secrets=config.secrets())
+    if run.exit_code:
+        raise _failure(run, "pull", chosen)
+    return _moved(root, to_fetch, "fetched", chosen, time.monotonic() - started, uplink_mbps)
+
+
+def status(root: Path, *, targets: Sequence[str] = (), remote: str | None = None) -> SyncStatus:
+    """Compare workspace, records and remote (two DVC calls: `status` and `status --cloud`)."""
+    config = read_remotes(root)
+    chosen = config.pick(remote)
+    run = run_dvc(root, ["status", "--json", *targets], secrets=config.secrets())
+    if run.exit_code:
+        raise _failure(run, "check the workspace", chosen)
+    text = run.output.strip()
+    local = json.loads(text[text.find("{") :]) if "{" in text else {}
+    local_changes = {name: [_describe_change(item) for item in items] for name, items in local.items()}
+    cloud = cloud_status(root, targets, chosen.name)
+    return SyncStatus(
+        remote=chosen.describe(),
+        local_changes=local_changes,
+        to_push=sorted(p for p, s in cloud.items() if s == "new"),
+        to_pull=sorted(p for p, s in cloud.items() if s == "deleted"),
+        missing=sorted(p for p, s in cloud.items() if s == "missing"),
+    )
+
+
+def _describe_change(item: object) -> str:
+    if isinstance(item, dict):
+        parts = []
+        for kind, changes in item.items():
+            if isinstance(changes, dict):
+                parts.append(f"{kind} ({', '.join(f'{k}: {v}' for k, v in changes.items())})")
+            else:
+                parts.append(str(kind))
+        return "; ".join(parts)
+    return str(item)
+
+
+def _failure(run: DvcRun, action: str, remote: Remote | None) -> DataError:
+    """A DataError for a failed DVC run: what failed, on which remote, and what to do next."""
+    errors = [line.strip() for line in re.split(r"[\r\n]+", run.output) if line.strip().startswith("ERROR")]
+    detail = errors[-1] if errors else (run.output.strip().splitlines() or [""])[-1]
+    where = remote.describe() if remote is not None else "the DVC remote"
+    text = run.output
+    if run.exit_code == 253:
+        return DataError(f"not a DVC repository: run `dvc init` and commit .dvc/ ({detail})", EXIT_CONFIG)
+    if run.exit_code == 251:
+        return DataError(
+            f"DVC configuration error ({detail}): fix .dvc/config, or delete the remote's section from "
+            ".dvc/config.local if the remote no longer exists in .dvc/config",
+            EXIT_CONFIG,
+        )
+    if run.exit_code == 252:
+        return DataError(f"{action} interrupted: re-run the same command to continue", EXIT_INTERRUPTED)
+    if _NO_REMOTE.search(text):
+        return DataError(
+            f"cannot {action}: {detail}; set a remote with `invoke data.remote --url ...`", EXIT_CONFIG
+        )
+    if _DENIED.search(text):
+        return DataError(
+            f"cannot {action}: remote {where} refused the credentials ({detail}). Set them with "
+            "`invoke data.remote --url URL --access-key-id ID --secret-access-key KEY` (S3) or "
+            "`--keyfile PATH` (SSH); they are stored in .dvc/config.local only",
+            EXIT_DENIED,
+        )
+    if _UNREACHABLE.search(text):
+        return DataError(
+            f"cannot {action}: remote {where} does not answer ({detail}). Check that the server is up "
+            "and the URL right (`invoke data.remote`), then re-run: what already moved is kept and "
+            "only the rest is transferred",
+            EXIT_UNREACHABLE,
+        )
+    if _MISSING.search(text):
+        return DataError(
+            f"cannot {action}: some data is neither in the local cache nor on remote {where} ({detail}): "
+            "ask whoever committed it to run `invoke data.push`",
+            EXIT_MISSING,
+        )
+    return DataError(f"cannot {action} with remote {where}: {detail} (dvc exit code {run.exit_code})")
+
+
+# --- lineage -------------------------------------------------------------------------------------
+def track_raw(root: Path, dataset: Dataset) -> DvcRun:
+    """`dvc add` the dataset's raw CSV directory (its .dvc file is what to commit)."""
+    source = dataset.source.relative_to(root)
+    run = run_dvc(root, ["add", source.as_posix()])
+    if run.exit_code:
+        raise _failure(run, f"track {source}", None)
+    return run
+
+
+def repro(root: Path, targets: Sequence[str] = (), *, echo: TextIO | None = None) -> DvcRun:
+    """`dvc repro`: re-run only the stages whose raw data or settings changed."""
+    run = run_dvc(root, ["repro", *targets], echo=echo)
+    if run.exit_code:
+        raise _failure(run, "reproduce the pipeline", None)
+    return run
+
+
+def ensure_data(config: LabshipConfig, notebook: Notebook, *, echo: TextIO | None = None) -> Transfer | None:
+    """Pull the notebook's declared data paths that are missing or empty; None when all are there."""
+    missing = [path.as_posix() for path in notebook.data if _absent(config.root / path)]
+    if not missing:
+        return None
+    return pull(config.root, targets=missing, uplink_mbps=config.uplink_mbps, echo=echo)
+
+
+def _absent(path: Path) -> bool:
+    if path.is_dir():
+        return not any(path.iterdir())
+    return not path.exists()
