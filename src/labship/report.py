@@ -46,3 +46,26 @@ def write_json_atomic(path: Path, payload: Any) -> None:
         json.dump(payload, handle, indent=2, sort_keys=True)
         handle.write("\n")
     os.replace(handle.name, path)
+
+
+def transfer_change(before_bytes: int, after_bytes: int, uplink_mbps: float) -> str:
+    """The upload time before -> after at `uplink_mbps`, e.g. `3.26 h -> 5.0 min`."""
+    before = format_duration(transfer_seconds(before_bytes, uplink_mbps))
+    return f"{before} -> {format_duration(transfer_seconds(after_bytes, uplink_mbps))}"
+
+
+def print_table(title: str, headers: list[str], rows: list[list[str]], console: Any = None) -> None:
+    """A rich table on the terminal (numbers right-aligned: every column but the first)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for index, header in enumerate(headers):
+        table.add_column(header, justify="left" if index == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)  # logs and pipes: no squeezed columns
+    console.print(table)
