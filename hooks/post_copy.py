@@ -100,9 +100,8 @@ def dvc_init(env: dict[str, str]) -> None:
 def dvc_remote(url: str, s3_endpoint: str, env: dict[str, str]) -> None:
     """The default remote, in the committed .dvc/config (never credentials: those go to config.local)."""
     step(f"DVC remote {REMOTE_NAME!r} -> {url}")
-    if "://" not in url:
-        # a relative directory is relative to this repository; DVC stores it relative to .dvc/
-        Path(url).expanduser().mkdir(parents=True, exist_ok=True)
+    # a relative directory is taken relative to this repository (DVC stores it relative to .dvc/);
+    # `dvc push` creates a missing directory itself
     dvc("remote", "add", "--default", "--force", REMOTE_NAME, url, env=env)
     if url.startswith("s3://") and s3_endpoint:
         dvc("remote", "modify", REMOTE_NAME, "endpointurl", s3_endpoint, env=env)
