@@ -32,10 +32,65 @@ def not_yet(issue: int) -> Callable[..., Any]:
 
 
 # --- compress (issue 3) -------------------------------------------------------------------------
-@task
-def compress(c):  # type: ignore[no-untyped-def]
-    """Convert CSV to Parquet for the datasets of [tool.labship.datasets]."""
-    not_yet(3)()
+@task(
+    help={
+        "dataset": "convert only this dataset of [tool.labship.datasets] (default: all of them)",
+        "source": "ad-hoc source directory of .csv/.csv.gz files (use with --target)",
+        "target": "ad-hoc target directory for the Parquet files (use with --source)",
+        "columns": "comma list of the columns to keep (the rest is dropped)",
+        "drop": "comma list of the columns to drop",
+        "codec": "Parquet compression: zstd (default), snappy, gzip, brotli, lz4 or none",
+        "level": "compression level of the codec (zstd default 3)",
+        "on_bad_rows": "error (default): stop at a bad row; skip: set bad rows aside in target/_rejected/",
+        "partition_by": "comma list of columns: write a hive-partitioned dataset (COL=value/...)",
+        "report": "also write the report as JSON to this file",
+        "jobs": "number of worker processes (default: one per CPU core)",
+    }
+)
+def compress(  # type: ignore[no-untyped-def]
+    c,
+    dataset=None,
+    source=None,
+    target=None,
+    columns=None,
+    drop=None,
+    codec=None,
+    level=None,
+    on_bad_rows=None,
+    partition_by=None,
+    report=None,
+    jobs=None,
+):
+    """Convert CSV to Parquet for the datasets of [tool.labship.datasets] (only what changed)."""
+    from pathlib import Path
+
+    from labship import compress as engine
+    from labship.config import CODECS
+
+    def names(text: str | None) -> tuple[str, ...]:
+        return tuple(item.strip() for item in (text or "").split(",") if item.strip())
+
+    with user_errors(engine.CompressError):
+        if codec is not None and codec not in CODECS:
+            raise engine.CompressError(f"--codec {codec}: use one of {', '.join(CODECS)}")
+        if on_bad_rows is not None and on_bad_rows not in ("error", "skip"):
+            raise engine.CompressError(f"--on-bad-rows {on_bad_rows}: use error or skip")
+        overrides = engine.Overrides(
+            columns=names(columns),
+            drop=names(drop),
+            codec=codec,
+            level=int(level) if level is not None else None,
+            on_bad_rows=on_bad_rows,
+            partition_by=names(partition_by),
+        )
+        engine.run(
+            dataset=dataset,
+            source=Path(source) if source else None,
+            target=Path(target) if target else None,
+            overrides=overrides,
+            report_path=Path(report) if report else None,
+            jobs=int(jobs) if jobs is not None else None,
+        )
 
 
 # --- images (issue 4) ---------------------------------------------------------------------------
