@@ -94,11 +94,20 @@ class Settings:
 
     def fingerprint(self) -> str:
         chosen = {key: value for key, value in asdict(self).items() if key != "origin"}
-        chosen["engine"] = [MANIFEST_VERSION, pa.__version__]
+        chosen["engine"] = [MANIFEST_VERSION, pa.__version__, _labship_version()]
         return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
 
     def explicit_types(self) -> dict[str, pa.DataType]:
         return {name: parse_type(text, self.origin, name) for name, text in self.types}
+
+
+def _labship_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("labship")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def parse_type(text: str, origin: str = "types", column: str = "") -> pa.DataType:
@@ -183,6 +192,27 @@ def _unclosed_quote_line(buffer: bytes, first_line: int) -> int:
     return first_line + buffer.count(b"\n", 0, max(opening, 0))
 
 
+def _read_checked(stream: io.BufferedIOBase, size: int, path: Path, line: int, pending: bytes) -> bytes:
+    """Read `size` bytes; a damaged .gz stream is an error naming the last line read intact."""
+    pieces: list[bytes] = []
+    got = 0
+    piece_size = min(size, 1 << 20)
+    try:
+        while got < size:
+            piece = stream.read(min(piece_size, size - got))
+            if not piece:
+                break
+            pieces.append(piece)
+            got += len(piece)
+    except (EOFError, OSError, zlib.error) as error:
+        intact = line - 1 + pending.count(b"\n") + sum(piece.count(b"\n") for piece in pieces)
+        raise CompressError(
+            f"{path}: the compressed file is truncated or damaged after line {intact}: {error}; "
+            "re-create or re-download it (nothing was written for this file)"
+        ) from error
+    return b"".join(pieces) if len(pieces) != 1 else pieces[0]
+
+
 def read_blocks(path: Path, block_bytes: int) -> Iterator[Block]:
     """Yield the file (BOM stripped, header included) as blocks of whole records."""
     line = 1
@@ -190,13 +220,7 @@ def read_blocks(path: Path, block_bytes: int) -> Iterator[Block]:
     first = True
     with _open_bytes(path) as stream:
         while True:
-            try:
-                chunk = stream.read(block_bytes)
-            except (EOFError, OSError, zlib.error) as error:
-                raise CompressError(
-                    f"{path}: the compressed file is damaged or truncated after line {line}: {error}; "
-                    "re-create or re-download it (nothing was written for this file)"
-                ) from error
+            chunk = _read_checked(stream, block_bytes, path, line, pending)
             if first:
                 chunk = chunk.removeprefix(BOM)
                 first = False
@@ -355,6 +379,8 @@ class ColumnSample:
             # int32 with 2x headroom over the samples; an overflow later promotes to int64
             fits = self.minimum >= -(2**30) and (self.maximum or 0) < 2**30
             return pa.int32() if fits else pa.int64()
+        if pa.types.is_binary(data_type):
+            return pa.string()  # invalid UTF-8 in the samples: those rows are bad rows (error or skip)
         if pa.types.is_string(data_type) and timestamp_formats and self.examples:
             sample = pa.array(self.examples, pa.string())
             for pattern in timestamp_formats:
@@ -483,6 +509,8 @@ def plan_dataset(sources: list[Path], settings: Settings) -> tuple[Plan, dict[Pa
         for name, sample in sample_file(path, names).items():
             merged.setdefault(name, ColumnSample()).merge(sample)
     available = list(dict.fromkeys(name for names in headers.values() for name in names))
+    if not headers:
+        raise CompressError(f"{sources[0].parent}: every CSV file is empty; nothing to convert")
     kept = select_columns(available, settings)
     explicit = settings.explicit_types()
     types = {}
@@ -689,10 +717,10 @@ class _Converter:
                 found = pa.string()
             wider = unify(base, found)
             if pa.types.is_integer(base) and pa.types.is_integer(found):
-                # the block overflowed the narrowed integer type
-                column = table.column(name)
+                # widen only if the block overflows the narrowed integer type
                 try:
-                    column.cast(base)
+                    table.column(name).cast(base)
+                    wider = base
                 except (pa.ArrowInvalid, OverflowError):
                     wider = pa.int64()
             if wider != base and not (pa.types.is_dictionary(current) and pa.types.is_string(wider)):
@@ -737,11 +765,12 @@ class _Converter:
                     where = (
                         f"line {line}" if line else f"row {index + 1} of the block at line {block.first_line}"
                     )
-                    advice = (
-                        f"change types.{name} in {self.settings.origin}"
-                        if name in self.plan.explicit
-                        else f"set types.{name} in {self.settings.origin}"
-                    )
+                    if _is_text(target):
+                        advice = f'set types.{name} = "binary" in {self.settings.origin} to keep bytes'
+                    elif name in self.plan.explicit:
+                        advice = f"change types.{name} in {self.settings.origin}"
+                    else:
+                        advice = f"set types.{name} in {self.settings.origin}"
                     problem = "is not valid UTF-8" if _is_text(target) else f"is not a valid {target}"
                     raise CompressError(
                         f"{self.path}: {where}: column {name!r}: value {value!r} {problem}; {advice}, "
