@@ -94,10 +94,26 @@ def compress(  # type: ignore[no-untyped-def]
 
 
 # --- images (issue 4) ---------------------------------------------------------------------------
-@task
-def build(c):  # type: ignore[no-untyped-def]
-    """Build the Jupyter image variants of [tool.labship.images]."""
-    not_yet(4)()
+@task(
+    help={
+        "variant": "build only this variant of [tool.labship.images] (default: all of them)",
+        "base_image": "Jupyter base image (BASE_IMAGE build argument; default: [tool.labship] base-image, "
+        "or env LABSHIP_BASE_IMAGE)",
+        "push": "push the tags to [tool.labship] registry after building",
+        "no_cache": "build every layer again (docker build --no-cache)",
+    }
+)
+def build(c, variant=None, base_image=None, push=False, no_cache=False):  # type: ignore[no-untyped-def]
+    """Build the Jupyter image variants of [tool.labship.images] from the lock file (same args as CI)."""
+    from labship import images
+    from labship.config import load_config
+
+    with user_errors(images.ImageError):
+        config = load_config()
+        results = images.build_images(
+            config, variant=variant, base_image=base_image, push=push, no_cache=no_cache
+        )
+        print(images.format_summary(results))
 
 
 # --- notebook (issue 4) -------------------------------------------------------------------------
