@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import copier
 import plumbum
+from copier.errors import DirtyLocalWarning
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 # Our CI machines cannot download a Python build, and uv lock needs an interpreter that satisfies
@@ -29,20 +31,30 @@ TEST_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 POETRY_SIMPLE_INDEX = "https://pypi.org/simple/"
 
 
-def scaffold(dest: Path, answers: dict[str, Any] | None = None, *, vcs_ref: str | None = "HEAD") -> Path:
-    """Render the template into `dest` with `answers` over the defaults; returns `dest`.
+def scaffold(
+    dest: Path,
+    answers: dict[str, Any] | None = None,
+    *,
+    vcs_ref: str | None = "HEAD",
+    template: Path = TEMPLATE,
+) -> Path:
+    """Render `template` (default: this checkout) into `dest` with `answers` over the defaults.
 
-    `vcs_ref=None` renders the template directory as it is on disk without git; a commit or tag
-    renders that version (for update tests).
+    Returns `dest`. `vcs_ref="HEAD"` includes uncommitted changes; a commit or tag renders that
+    version (for update tests); `None` lets copier pick the newest version tag.
     """
     data: dict[str, Any] = {"python_version": TEST_PYTHON, **(answers or {})}
-    with _environment(
-        LABSHIP_POETRY_SIMPLE_INDEX=os.environ.get("LABSHIP_POETRY_SIMPLE_INDEX", POETRY_SIMPLE_INDEX),
-        DVC_NO_ANALYTICS="1",
-        UV_PYTHON_DOWNLOADS="never",
+    with (
+        hook_environment(
+            LABSHIP_POETRY_SIMPLE_INDEX=os.environ.get("LABSHIP_POETRY_SIMPLE_INDEX", POETRY_SIMPLE_INDEX),
+            DVC_NO_ANALYTICS="1",
+            UV_PYTHON_DOWNLOADS="never",
+        ),
+        warnings.catch_warnings(),
     ):
+        warnings.simplefilter("ignore", DirtyLocalWarning)  # rendering the checkout being edited is the point
         copier.run_copy(
-            str(TEMPLATE),
+            str(template),
             dest,
             data=data,
             defaults=True,
@@ -54,7 +66,7 @@ def scaffold(dest: Path, answers: dict[str, Any] | None = None, *, vcs_ref: str 
 
 
 @contextmanager
-def _environment(**values: str) -> Iterator[None]:
+def hook_environment(**values: str) -> Iterator[None]:
     """Set environment variables for the hook's subprocesses, restoring the previous values.
 
     Copier starts tasks with plumbum's copy of the environment (taken at import), so both that copy
