@@ -117,19 +117,47 @@ def build(c, variant=None, base_image=None, push=False, no_cache=False):  # type
 
 
 # --- notebook (issue 4) -------------------------------------------------------------------------
-@task
-def notebook(c):  # type: ignore[no-untyped-def]
-    """Start the Jupyter server for a notebook of [tool.labship.notebooks]."""
-    not_yet(4)()
+@task(
+    help={
+        "name": "notebook of [tool.labship.notebooks] (default: default-notebook, else the first one)",
+        "stop": "stop the notebook's server and remove its container and token",
+        "logs": "print the server's recent log lines",
+        "status": "say whether the server runs, and its URL with the token",
+        "detach": "return once the server is ready (stop it later with --stop); default: run until Ctrl-C",
+        "base_image": "base image for building the variant's image if it is missing (as `invoke build`)",
+        "timeout": "seconds to wait for the server to answer (default 120)",
+    }
+)
+def notebook(  # type: ignore[no-untyped-def]
+    c, name=None, stop=False, logs=False, status=False, detach=False, base_image=None, timeout=120.0
+):
+    """Start Jupyter for a notebook (src/, notebooks/ mounted; its data read-only) and print the URL."""
+    from labship import images
+    from labship import notebook as server
+    from labship.config import load_config
+
+    with user_errors(server.NotebookError, images.ImageError):
+        config = load_config()
+        if stop:
+            server.stop_notebook(config, name)
+            return
+        if status:
+            print(server.notebook_status(config, name))
+            return
+        if logs:
+            print(server.notebook_logs(config, name), end="")
+            return
+        launch = server.start_notebook(config, name, base_image=base_image, timeout=float(timeout))
+        chosen = config.notebook(name)
+        print(f"\n  {launch.url(chosen.path)}\n", flush=True)
+        if detach:
+            print(f"stop it with: invoke notebook --name {chosen.name} --stop")
+            return
+        print("Press Ctrl-C to stop the server (it leaves no container behind).", flush=True)
+        server.serve_until_interrupted(config, launch)
 
 
 # --- data (issue 5) -----------------------------------------------------------------------------
-DATA_EXIT_CODES = (
-    "Exit codes: 0 ok, 1 failed (or data.status: out of sync), 2 no/broken remote configuration, "
-    "3 remote unreachable, 4 credentials refused, 5 data lost (neither in the cache nor on the remote)."
-)
-
-
 @contextmanager
 def data_errors() -> Iterator[None]:
     """Like `user_errors`, keeping the exit code a `DataError` carries (see labship.data.EXIT_*)."""
