@@ -447,3 +447,22 @@ def test_defaults_render_without_tasks(tmp_path: Path) -> None:
     assert not (dest / ".git").exists()  # the hook did not run
     answers = yaml.safe_load((dest / ".copier-answers.yml").read_text())
     assert answers["_src_path"] and answers["package_manager"] == "uv"
+
+
+def test_hook_is_idempotent(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Running the post-copy hook again in a generated repository changes nothing."""
+    case, repo = rendered(CASES[0], tmp_path_factory)
+    work = tmp_path / "again"
+    shutil.copytree(repo, work, symlinks=True)
+    head = run(work, "git", "rev-parse", "HEAD").stdout
+    answers = case.answers
+    run(
+        work,
+        sys.executable,
+        TEMPLATE / "hooks/post_copy.py",
+        f"--package-manager={answers['package_manager']}",
+        f"--remote-url={answers['dvc_remote_url']}",
+        "--sample-data=yes",
+    )
+    assert run(work, "git", "rev-parse", "HEAD").stdout == head
+    assert run(work, "git", "status", "--porcelain", "--untracked-files=all").stdout == ""
