@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -60,14 +61,18 @@ for source in sorted(pathlib.Path("data/raw/pems").glob("*.csv")):
 """
 
 
+EMPTY_AWS_FILE = Path(tempfile.gettempdir()) / "labship-tests-empty-aws-config"
+EMPTY_AWS_FILE.touch()
+
+
 def env() -> dict[str, str]:
     """Environment for subprocesses: this venv first on PATH, no analytics, no AWS files of the user."""
     return {
         **os.environ,
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "DVC_NO_ANALYTICS": "1",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_CONFIG_FILE": str(EMPTY_AWS_FILE),
+        "AWS_SHARED_CREDENTIALS_FILE": str(EMPTY_AWS_FILE),
         "GIT_AUTHOR_NAME": "t",
         "GIT_AUTHOR_EMAIL": "t@example.org",
         "GIT_COMMITTER_NAME": "t",
@@ -127,6 +132,11 @@ def tree_digest(directory: Path) -> dict[str, str]:
         for path in sorted(directory.rglob("*"))
         if path.is_file()
     }
+
+
+def data_files(repo: Path, *paths: str) -> int:
+    """How many files DVC tracks under `paths` (default: raw CSV and Parquet) of an experiment."""
+    return sum(len(tree_digest(repo / path)) for path in paths or ("data/raw/pems", "data/processed/pems"))
 
 
 def remote_objects(directory: Path) -> set[str]:

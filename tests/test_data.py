@@ -12,15 +12,23 @@ import pytest
 from labship import data
 from labship.config import load_config
 from labship.sample import write_traffic_csv
-from tests.data_servers import invoke, make_experiment, remote_objects, run, tree_digest
+from tests.data_servers import data_files, invoke, make_experiment, remote_objects, run, tree_digest
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 
 
+@pytest.fixture(scope="module")
+def committed_experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once: its remote is `../remote`, so each copy (and clone) uses the remote next to it."""
+    return make_experiment(tmp_path_factory.mktemp("data") / "exp", "../remote")
+
+
 @pytest.fixture
-def experiment(tmp_path: Path) -> Path:
-    return make_experiment(tmp_path / "exp", str(tmp_path / "remote"))
+def experiment(committed_experiment: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "exp"
+    shutil.copytree(committed_experiment, copy, symlinks=True)
+    return copy
 
 
 def object_bytes(remote: Path, objects: set[str]) -> int:
@@ -36,9 +44,10 @@ def test_push_status_pull_round_trip_to_a_fresh_clone(experiment: Path, tmp_path
     pushed = invoke(experiment, "data.push")
     assert pushed.returncode == 0, pushed.stderr
     objects = remote_objects(remote)
-    # 6 raw CSV + 6 Parquet + 2 directory manifests; the summary counts what reached the remote
-    assert len(objects) == 14
-    assert "pushed 12 files" in pushed.stdout
+    # raw CSV + Parquet + 2 directory manifests; the summary counts what reached the remote
+    files = data_files(experiment)
+    assert len(objects) == files + 2
+    assert f"pushed {files} files" in pushed.stdout
     size = data.format_bytes(object_bytes(remote, objects))
     assert f"({size})" in pushed.stdout and "24.5 Mbit/s" in pushed.stdout
 
@@ -54,7 +63,7 @@ def test_push_status_pull_round_trip_to_a_fresh_clone(experiment: Path, tmp_path
     assert stale.returncode == 1 and "only on remote" in stale.stdout
     pulled = invoke(clone, "data.pull")
     assert pulled.returncode == 0, pulled.stderr
-    assert "fetched 12 files" in pulled.stdout
+    assert f"fetched {files} files" in pulled.stdout
     for path in ("data/processed/pems", "data/raw/pems"):
         assert tree_digest(clone / path) == tree_digest(experiment / path)
     assert invoke(clone, "data.status").returncode == 0
@@ -64,7 +73,7 @@ def test_changing_one_csv_uploads_only_its_files(experiment: Path, tmp_path: Pat
     remote = tmp_path / "remote"
     assert invoke(experiment, "data.push").returncode == 0
     first = remote_objects(remote)
-    parquet_before = tree_digest(experiment / "data" / "processed" / "pems")
+    before = {path: tree_digest(experiment / path) for path in ("data/raw/pems", "data/processed/pems")}
 
     changed = sorted((experiment / "data" / "raw" / "pems").glob("*.csv"))[2]
     changed.chmod(0o644)
@@ -72,18 +81,25 @@ def test_changing_one_csv_uploads_only_its_files(experiment: Path, tmp_path: Pat
     shutil.copy(replacement, changed)
     data.track_raw(experiment, load_config(experiment).dataset("pems"))
     data.repro(experiment)
-    parquet_after = tree_digest(experiment / "data" / "processed" / "pems")
-    assert [name for name in parquet_after if parquet_after[name] != parquet_before[name]] == [
-        changed.stem + ".parquet"
+    differing = [
+        f"{path}/{name}"
+        for path, digests in before.items()
+        for name, digest in tree_digest(experiment / path).items()
+        if digests.get(name) != digest
     ]
+    # the changed CSV, its Parquet file (and compress's own small manifest, if it keeps one)
+    assert f"data/raw/pems/{changed.name}" in differing
+    assert f"data/processed/pems/{changed.stem}.parquet" in differing
+    assert all(name.endswith((".csv", ".json")) or changed.stem in name for name in differing)
 
     pushed = invoke(experiment, "data.push")
     assert pushed.returncode == 0, pushed.stderr
     uploaded = remote_objects(remote) - first
-    # the changed CSV, its Parquet file and the two new directory manifests: nothing else moved
-    assert len(uploaded) == 4
+    # those files and the two new directory manifests: nothing else moved
+    assert len(uploaded) == len(differing) + 2
     assert sum(name.endswith(".dir") for name in uploaded) == 2
-    assert f"pushed 2 files ({data.format_bytes(object_bytes(remote, uploaded))})" in pushed.stdout
+    size = data.format_bytes(object_bytes(remote, uploaded))
+    assert f"pushed {len(differing)} files ({size})" in pushed.stdout
 
 
 def test_repro_reruns_compress_only_when_raw_data_or_dataset_settings_change(experiment: Path) -> None:
@@ -163,7 +179,9 @@ def test_missing_or_broken_remote_configuration_is_explained(experiment: Path) -
     assert "no default DVC remote" in result.stderr and "invoke data.remote --url" in result.stderr
 
     run(experiment, "dvc", "remote", "default", "storage")
-    (experiment / ".dvc" / "config.local").write_text("['remote \"gone\"']\n    secret_access_key = abc123x\n")
+    (experiment / ".dvc" / "config.local").write_text(
+        "['remote \"gone\"']\n    secret_access_key = abc123x\n"
+    )
     broken = invoke(experiment, "data.status")
     assert broken.returncode == 2
     assert "config.local" in broken.stderr and "'gone'" in broken.stderr and "abc123x" not in broken.stderr
@@ -177,7 +195,8 @@ def test_ensure_data_pulls_a_notebooks_missing_data(experiment: Path, tmp_path: 
     notebook = config.notebook("traffic")
 
     moved = data.ensure_data(config, notebook)
-    assert moved is not None and moved.files == 6  # the Parquet files only, not the raw CSV
+    # the Parquet files only, not the raw CSV
+    assert moved is not None and moved.files == data_files(experiment, "data/processed/pems")
     assert not (clone / "data" / "raw" / "pems").exists()
     target = "data/processed/pems"
     assert tree_digest(clone / target) == tree_digest(experiment / target)
