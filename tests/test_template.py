@@ -443,7 +443,8 @@ def test_defaults_render_without_tasks(tmp_path: Path) -> None:
     )
     document = tomllib.loads((dest / "pyproject.toml").read_text())
     assert document["project"]["requires-python"] == ">=3.13"
-    assert document["tool"]["labship"]["base-image"].startswith("quay.io/jupyter/minimal-notebook:")
+    base = document["tool"]["labship"]["base-image"]
+    assert re.fullmatch(r"quay\.io/jupyter/minimal-notebook:\d{4}-\d{2}-\d{2}@sha256:[0-9a-f]{64}", base)
     assert not (dest / ".git").exists()  # the hook did not run
     answers = yaml.safe_load((dest / ".copier-answers.yml").read_text())
     assert answers["_src_path"] and answers["package_manager"] == "uv"
