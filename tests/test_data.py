@@ -4,6 +4,7 @@ summaries that match what reached the remote, transfers limited to changed files
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
@@ -215,3 +216,31 @@ def test_mask_url_and_remote_kinds() -> None:
     remote = data.Remote("s3", "s3://b/p", {"endpointurl": "http://x"}, {"secret_access_key": SECRET})
     assert remote.secrets() == [SECRET]
     assert all(SECRET not in value for _, value, _ in remote.settings())
+
+
+def test_progress_bars_are_forwarded_when_asked(experiment: Path) -> None:
+    shown = io.StringIO()
+    moved = data.push(experiment, uplink_mbps=24.5, echo=shown, progress=True)
+    assert moved.files == data_files(experiment)
+    # DVC's own bars (forced on without a terminal) reach the echo stream, updated in place with \r
+    assert "Pushing" in shown.getvalue() and "\r" in shown.getvalue()
+
+
+def test_compress_run_by_hand_is_recorded_and_push_warns_until_then(experiment: Path) -> None:
+    pyproject = experiment / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"Lane 1 Flow"]', '"Lane 1 Flow", "Samples"]'))
+    config = load_config(experiment)
+    # what a user does: run the stage's command directly instead of `dvc repro`
+    command = run(experiment, "dvc", "stage", "list", "--name-only").stdout.split()
+    assert command == ["compress"]
+    stage_cmd = (experiment / "dvc.yaml").read_text().split("cmd: ", 1)[1].splitlines()[0]
+    run(experiment, "sh", "-c", stage_cmd)
+
+    shown = io.StringIO()
+    data.push(experiment, uplink_mbps=24.5, echo=shown)
+    assert "warning: the workspace differs" in shown.getvalue() and "compress" in shown.getvalue()
+
+    assert data.stage_for_output(experiment, config.dataset("pems").target) == "compress"
+    assert data.record_compress(experiment, config.dataset("pems")) == "compress"
+    assert "Samples" in (experiment / "dvc.lock").read_text()
+    assert data.local_changes(experiment) == {}

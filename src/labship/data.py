@@ -110,6 +110,10 @@ def run_dvc(
     they are forced on through DVC_IGNORE_ISATTY and forwarded as they come (they end in `\\r`).
     """
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    # stage commands (`invoke compress`) come from the same environment as labship, activated or not
+    tools = str(Path(sys.executable).parent)
+    if tools not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = os.pathsep.join(filter(None, (tools, env.get("PATH"))))
     if progress is None:
         progress = bool(echo is not None and hasattr(echo, "isatty") and echo.isatty())
     if progress:
@@ -167,10 +171,18 @@ class Remote:
     url: str
     options: dict[str, str] = field(default_factory=dict)
     local_options: dict[str, str] = field(default_factory=dict)
+    config_dir: Path | None = None  # a relative directory URL is relative to this (.dvc/)
 
     @property
     def kind(self) -> str:
         return remote_kind(self.url)
+
+    @property
+    def location(self) -> str:
+        """The URL with any password masked; a relative directory as the absolute path it means."""
+        if self.kind == "local" and self.config_dir is not None and not Path(self.url).is_absolute():
+            return str(Path(os.path.normpath(self.config_dir / self.url)))
+        return mask_url(self.url)
 
     def secrets(self) -> list[str]:
         """Secret values, so they can be masked in anything printed."""
@@ -180,11 +192,13 @@ class Remote:
 
     def describe(self) -> str:
         """The remote for a message: name and URL with any password masked."""
-        return f"'{self.name}' ({mask_url(self.url)})"
+        return f"'{self.name}' ({self.location})"
 
     def settings(self) -> list[tuple[str, str, str]]:
         """(key, shown value, file) rows with secrets masked, committed settings first."""
         rows = [("url", mask_url(self.url), ".dvc/config")]
+        if self.location != mask_url(self.url):
+            rows.append(("(directory)", self.location, ""))
         for source, options in ((".dvc/config", self.options), (".dvc/config.local", self.local_options)):
             for key, value in sorted(options.items()):
                 if key != "url":
@@ -269,7 +283,7 @@ def read_remotes(root: Path) -> RemoteConfig:
                 f"with `invoke data.remote --name {name} --url ...`",
                 EXIT_CONFIG,
             )
-        remotes[name] = Remote(name, url, committed, local)
+        remotes[name] = Remote(name, url, committed, local, root / ".dvc")
     return RemoteConfig(default, remotes)
 
 
@@ -550,15 +564,27 @@ def push(
     jobs: int | None = None,
     uplink_mbps: float,
     echo: TextIO | None = None,
+    progress: bool | None = None,
 ) -> Transfer:
-    """Upload what the remote lacks; returns what moved. Idempotent: a re-run sends only the rest."""
+    """Upload what the remote lacks; returns what moved. Idempotent: a re-run sends only the rest.
+
+    Warns (on `echo`) when the workspace differs from dvc.lock / *.dvc: only recorded data is pushed.
+    """
     config = read_remotes(root)
     chosen = config.pick(remote)
     started = time.monotonic()
+    if echo is not None:
+        unrecorded = local_changes(root, targets, config.secrets())
+        if unrecorded:
+            echo.write(
+                "warning: the workspace differs from what dvc.lock / *.dvc record, so the recorded version "
+                f"is pushed, not this one: {', '.join(sorted(unrecorded))}. Run `dvc repro` (or `dvc add` / "
+                "`dvc commit`), commit dvc.lock and *.dvc, then push again.\n"
+            )
     pending = cloud_status(root, targets, chosen.name)
     to_send = [path for path, state in pending.items() if state == "new"]
     args = ["push", "--remote", chosen.name, *(["--jobs", str(jobs)] if jobs else []), *targets]
-    run = run_dvc(root, args, echo=echo, secrets=config.secrets())
+    run = run_dvc(root, args, echo=echo, secrets=config.secrets(), progress=progress)
     if run.exit_code:
         raise _failure(run, "push", chosen)
     return _moved(root, to_send, "pushed", chosen, time.monotonic() - started, uplink_mbps)
@@ -572,6 +598,7 @@ def pull(
     jobs: int | None = None,
     uplink_mbps: float,
     echo: TextIO | None = None,
+    progress: bool | None = None,
 ) -> Transfer:
     """Download what the cache lacks and check it out; a re-run after an interruption completes it."""
     config = read_remotes(root)
@@ -580,7 +607,7 @@ def pull(
     pending = cloud_status(root, targets, chosen.name)
     to_fetch = [path for path, state in pending.items() if state == "deleted"]
     args = ["pull", "--remote", chosen.name, *(["--jobs", str(jobs)] if jobs else []), *targets]
-    run = run_dvc(root, args, echo=echo, secrets=config.secrets())
+    run = run_dvc(root, args, echo=echo, secrets=config.secrets(), progress=progress)
     if run.exit_code:
         raise _failure(run, "pull", chosen)
     return _moved(root, to_fetch, "fetched", chosen, time.monotonic() - started, uplink_mbps)
@@ -590,20 +617,27 @@ def status(root: Path, *, targets: Sequence[str] = (), remote: str | None = None
     """Compare workspace, records and remote (two DVC calls: `status` and `status --cloud`)."""
     config = read_remotes(root)
     chosen = config.pick(remote)
-    run = run_dvc(root, ["status", "--json", *targets], secrets=config.secrets())
-    if run.exit_code:
-        raise _failure(run, "check the workspace", chosen)
-    text = run.output.strip()
-    local = json.loads(text[text.find("{") :]) if "{" in text else {}
-    local_changes = {name: [_describe_change(item) for item in items] for name, items in local.items()}
+    changes = local_changes(root, targets, config.secrets())
     cloud = cloud_status(root, targets, chosen.name)
     return SyncStatus(
         remote=chosen.describe(),
-        local_changes=local_changes,
+        local_changes=changes,
         to_push=sorted(p for p, s in cloud.items() if s == "new"),
         to_pull=sorted(p for p, s in cloud.items() if s == "deleted"),
         missing=sorted(p for p, s in cloud.items() if s == "missing"),
     )
+
+
+def local_changes(
+    root: Path, targets: Sequence[str] = (), secrets: Iterable[str] = ()
+) -> dict[str, list[str]]:
+    """Stages and .dvc files whose workspace differs from their record (`dvc status --json`)."""
+    run = run_dvc(root, ["status", "--json", *targets], secrets=secrets)
+    if run.exit_code:
+        raise _failure(run, "check the workspace", None)
+    text = run.output.strip()
+    local = json.loads(text[text.find("{") :]) if "{" in text else {}
+    return {name: [_describe_change(item) for item in items] for name, items in local.items()}
 
 
 def _describe_change(item: object) -> str:
@@ -658,6 +692,8 @@ def _failure(run: DvcRun, action: str, remote: Remote | None) -> DataError:
             "ask whoever committed it to run `invoke data.push`",
             EXIT_MISSING,
         )
+    if remote is None:
+        return DataError(f"cannot {action}: {detail} (dvc exit code {run.exit_code})")
     return DataError(f"cannot {action} with remote {where}: {detail} (dvc exit code {run.exit_code})")
 
 
@@ -677,6 +713,40 @@ def repro(root: Path, targets: Sequence[str] = (), *, echo: TextIO | None = None
     if run.exit_code:
         raise _failure(run, "reproduce the pipeline", None)
     return run
+
+
+def stage_for_output(root: Path, output: Path) -> str | None:
+    """The dvc.yaml stage whose outs include `output` (a path under `root`), if any."""
+    from ruamel.yaml import YAML
+
+    pipeline = root / "dvc.yaml"
+    if not pipeline.is_file():
+        return None
+    wanted = output.resolve()
+    stages = (YAML(typ="safe").load(pipeline.read_text(encoding="utf-8")) or {}).get("stages", {})
+    for name, stage in stages.items():
+        for out in stage.get("outs", []) if isinstance(stage, dict) else []:
+            path = next(iter(out)) if isinstance(out, dict) else out
+            if isinstance(path, str) and (root / path).resolve() == wanted:
+                return str(name)
+    return None
+
+
+def record_compress(root: Path, dataset: Dataset) -> str | None:
+    """After `invoke compress` run by hand, record its output in dvc.lock (`dvc commit STAGE`).
+
+    Returns the stage committed, or None when DVC itself runs the command (`dvc repro` sets
+    DVC_STAGE and records the result) or no stage outputs the dataset's target.
+    """
+    if os.environ.get("DVC_STAGE") or not (root / ".dvc").is_dir():
+        return None
+    stage = stage_for_output(root, dataset.target)
+    if stage is None:
+        return None
+    run = run_dvc(root, ["commit", "--force", stage])
+    if run.exit_code:
+        raise _failure(run, f"record {dataset.target.relative_to(root)} in dvc.lock", None)
+    return stage
 
 
 def ensure_data(config: LabshipConfig, notebook: Notebook, *, echo: TextIO | None = None) -> Transfer | None:
