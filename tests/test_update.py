@@ -148,3 +148,31 @@ def test_second_update_changes_nothing(updated: tuple[Path, set[str], str]) -> N
         warnings.simplefilter("ignore")
         copier.run_update(repo, defaults=True, unsafe=True, overwrite=True, vcs_ref="v0.2.0", quiet=True)
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_ci_guard_catches_update_leftovers(updated: tuple[Path, set[str], str]) -> None:
+    """The generated checks workflow's guard passes on the merged repository and fails on leftovers."""
+    repo, _, _ = updated
+    workflow = yaml.safe_load((repo / ".github/workflows/checks.yml").read_text())
+    script = next(step for step in workflow["jobs"]["repository"]["steps"] if step.get("id") == "leftovers")[
+        "run"
+    ]
+
+    def guard() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-e", "-c", script], cwd=repo, capture_output=True, text=True, check=False
+        )
+
+    assert guard().returncode == 0, guard().stdout
+    readme = repo / "README.md"
+    original = readme.read_text()
+    readme.write_text(original + "<<<<<<< before updating\nold\n=======\nnew\n>>>>>>> after updating\n")
+    failed = guard()
+    assert failed.returncode == 1 and "resolve the conflict markers" in failed.stdout
+    readme.write_text(original)
+    rejected = repo / "pyproject.toml.rej"
+    rejected.write_text("@@ -1 +1 @@\n")
+    failed = guard()
+    assert failed.returncode == 1 and "pyproject.toml.rej" in failed.stdout
+    rejected.unlink()
+    assert guard().returncode == 0
