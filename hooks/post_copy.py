@@ -192,4 +192,13 @@ def git_config(key: str) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except subprocess.CalledProcessError as error:
+        command = " ".join(str(part) for part in error.cmd)
+        print(
+            f"labship hook: error: `{command}` failed with exit code {error.returncode} (output above). "
+            "Copier removes the unfinished repository; fix the cause and run `copier copy` again.",
+            file=sys.stderr,
+        )
+        sys.exit(1)
