@@ -89,9 +89,15 @@ def run(
     return result
 
 
-def invoke(cwd: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def invoke(
+    cwd: Path, *args: str, timeout: float = 180, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`invoke ARGS` in an experiment, as a user runs it (exit code and output kept)."""
-    return run(cwd, str(VENV_BIN / "invoke"), *args, check=False, timeout=timeout)
+    command = (str(VENV_BIN / "invoke"), *args)
+    result = subprocess.run(
+        command, cwd=cwd, env={**env(), **(extra_env or {})}, capture_output=True, text=True, timeout=timeout
+    )
+    return result
 
 
 def compress_available() -> bool:

@@ -38,6 +38,8 @@ from tests.data_servers import (
 SECRET = "moto-Secret-7f3a9c1e55b2"
 KEY_ID = "AKIAMOTOTESTKEY00001"
 DATA = ("data/processed/pems", "data/raw/pems")
+# botocore retries a dead endpoint for ~20 s by default; the outcome is the same with fewer retries
+FEW_RETRIES = {"AWS_MAX_ATTEMPTS": "2"}
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +210,7 @@ def test_s3_server_killed_mid_push_is_reported(experiment: Path) -> None:
         server.client().create_bucket(Bucket=server.bucket)
         relay = Relay(server.port, on_limit=lambda: kill_hard(server.process), upstream_limit=150_000)
         use_s3(experiment, server, "killed", port=relay.port)
-        failed = invoke(experiment, "data.push", "--jobs", "2")
+        failed = invoke(experiment, "data.push", "--jobs", "2", extra_env=FEW_RETRIES)
     finally:
         stop(server.process)
     assert relay.tripped.is_set()
@@ -216,7 +218,7 @@ def test_s3_server_killed_mid_push_is_reported(experiment: Path) -> None:
     assert "remote 's3' (s3://dvc-remote/killed)" in failed.stderr and "does not answer" in failed.stderr
     assert SECRET not in failed.stdout + failed.stderr
     # the local cache is intact: status still knows what is to be pushed (and says the remote is down)
-    down = invoke(experiment, "data.status")
+    down = invoke(experiment, "data.status", extra_env=FEW_RETRIES)
     assert down.returncode == 3 and "does not answer" in down.stderr
 
 
@@ -265,3 +267,31 @@ def test_wrong_s3_secret_is_reported(experiment: Path) -> None:
         assert f"pushed {data_files(experiment)} files" in accepted.stdout
     finally:
         stop(server.process)
+
+
+def test_scaffolded_experiment_compress_push_clone_pull(tmp_path: Path) -> None:
+    """The demo path: copier template -> dvc repro (invoke compress) -> push -> fresh clone -> pull."""
+    from labship import data
+    from tests.scaffold import scaffold
+
+    experiment = scaffold(tmp_path / "exp", {"dvc_remote_url": "../shared-storage"})
+    data.repro(experiment)
+    dag = run(experiment, "dvc", "dag", "--md").stdout
+    assert "data/raw/pems.dvc" in dag and "compress" in dag
+    run(experiment, "git", "add", "dvc.lock", "data/processed/.gitignore")
+    run(experiment, "git", "commit", "-q", "-m", "compress the sample data")
+    assert run(experiment, "git", "status", "--porcelain").stdout == ""
+
+    pushed = invoke(experiment, "data.push")
+    assert pushed.returncode == 0, pushed.stderr
+    files = data_files(experiment)
+    assert f"pushed {files} files" in pushed.stdout and str(tmp_path / "shared-storage") in pushed.stdout
+    assert len(remote_objects(tmp_path / "shared-storage")) == files + 2
+
+    fresh = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(experiment), str(fresh))
+    pulled = invoke(fresh, "data.pull")
+    assert pulled.returncode == 0, pulled.stderr
+    assert_same_data(experiment, fresh)
+    assert invoke(fresh, "data.status").returncode == 0
+    assert "didn't change, skipping" in data.repro(fresh).output  # lineage intact: nothing to redo
