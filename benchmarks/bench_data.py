@@ -1,0 +1,190 @@
+"""Push / pull times per DVC remote kind (local directory, SSH, S3 on moto) for the CSV and the
+Parquet version of the same sample data, through labship.data (what `invoke data.push/pull` run).
+
+    .venv/bin/python benchmarks/bench_data.py               # ~40 MB of CSV (20 files)
+    .venv/bin/python benchmarks/bench_data.py --files 5     # quick look
+
+Data: `labship.sample` CSV (all 52 columns), and its Parquet made by `invoke compress` (labship's
+engine, default zstd, every column kept). Each version lives in its own DVC repository
+(`dvc add`). Servers run on 127.0.0.1 and share the machine's cores with the client, so network
+latency and bandwidth are not part of these numbers: the transfer estimate at the experiment's
+uplink is printed next to them. Each timing is the median of --repeat runs; before each push the
+remote is emptied, before each pull the cache and workspace copy are removed. "no-op" is a push
+with nothing to send (the cost of the status checks alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from labship import data  # noqa: E402
+from labship.report import format_bytes, format_duration, transfer_seconds  # noqa: E402
+from labship.sample import write_traffic_csv  # noqa: E402
+from tests.data_servers import (  # noqa: E402
+    VENV_BIN,
+    MotoServer,
+    SshServer,
+    make_sshd,
+    run,
+    sshd_available,
+    start_moto,
+    stop,
+)
+
+UPLINK_MBPS = 24.5
+PYPROJECT = """\
+[project]
+name = "bench"
+
+[tool.labship]
+uplink-mbps = 24.5
+
+[tool.labship.datasets.pems]
+source = "data/raw/pems"
+target = "data/processed/pems"
+"""
+
+
+def build_versions(work: Path, files: int, rows: int) -> dict[str, Path]:
+    """Two DVC repositories: `csv` tracks the raw CSV directory, `parquet` its compressed copy."""
+    source = work / "source"
+    source.mkdir(parents=True)
+    (source / "pyproject.toml").write_text(PYPROJECT)
+    (source / "tasks.py").write_text("from labship.tasks import namespace\n\nns = namespace()\n")
+    write_traffic_csv(source / "data" / "raw" / "pems", files=files, rows_per_file=rows)
+    run(source, str(VENV_BIN / "invoke"), "compress", "--dataset", "pems")
+    repos = {}
+    for version, directory in (("csv", "data/raw/pems"), ("parquet", "data/processed/pems")):
+        repo = work / version
+        repo.mkdir()
+        shutil.copytree(source / directory, repo / "data")
+        run(repo, "git", "init", "-q")
+        run(repo, str(VENV_BIN / "dvc"), "init", "-q")
+        run(repo, str(VENV_BIN / "dvc"), "add", "-q", "data")
+        repos[version] = repo
+    return repos
+
+
+def use_remote(repo: Path, url: str, **options: str) -> None:
+    data.set_remote(repo, url, name="bench", **options)
+
+
+def median_seconds(action: Callable[[], object], before: Callable[[], None], repeat: int) -> float:
+    timings = []
+    for _ in range(repeat):
+        before()
+        started = time.perf_counter()
+        action()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
+def measure(repo: Path, empty_remote: Callable[[], None], repeat: int) -> dict[str, float]:
+    def push() -> object:
+        return data.push(repo, uplink_mbps=UPLINK_MBPS)
+
+    def pull() -> object:
+        return data.pull(repo, uplink_mbps=UPLINK_MBPS)
+
+    def forget_local() -> None:
+        shutil.rmtree(repo / ".dvc" / "cache", ignore_errors=True)
+        shutil.rmtree(repo / "data", ignore_errors=True)
+
+    results = {"push": median_seconds(push, empty_remote, repeat)}
+    results["no-op"] = median_seconds(push, lambda: None, repeat)
+    results["pull"] = median_seconds(pull, forget_local, repeat)
+    return results
+
+
+def size_of(directory: Path) -> tuple[int, int]:
+    files = [path for path in directory.rglob("*") if path.is_file()]
+    return len(files), sum(path.stat().st_size for path in files)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=20, help="sample CSV files (default 20)")
+    parser.add_argument("--rows", type=int, default=13_000, help="rows per file (default 13000, ~2 MB)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per timing; the median is shown")
+    options = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="labship-bench-data-") as temporary:
+        work = Path(temporary)
+        repos = build_versions(work, options.files, options.rows)
+        sizes = {version: size_of(repo / "data") for version, repo in repos.items()}
+        for version, (count, size) in sizes.items():
+            print(f"{version:8} {count} files, {format_bytes(size)}")
+
+        moto: MotoServer = start_moto()
+        ssh: SshServer | None = make_sshd(work / "sshd") if sshd_available() else None
+        try:
+            moto.client().create_bucket(Bucket=moto.bucket)
+            if ssh is not None:
+                ssh.start()
+            results: dict[tuple[str, str], dict[str, float]] = {}
+            for version, repo in repos.items():
+                local = work / f"remote-{version}"
+                use_remote(repo, str(local))
+                results[("local", version)] = measure(
+                    repo, lambda local=local: shutil.rmtree(local, ignore_errors=True), options.repeat
+                )
+                if ssh is not None:
+                    storage = ssh.storage / version
+                    use_remote(repo, f"{ssh.url()}/{version}", keyfile=str(ssh.key))
+                    results[("ssh", version)] = measure(
+                        repo, lambda path=storage: shutil.rmtree(path, ignore_errors=True), options.repeat
+                    )
+
+                def empty_bucket(prefix: str = version) -> None:
+                    client = moto.client()
+                    for key in moto.objects(prefix + "/"):
+                        client.delete_object(Bucket=moto.bucket, Key=key)
+
+                use_remote(
+                    repo,
+                    f"s3://{moto.bucket}/{version}",
+                    endpoint_url=moto.endpoint,
+                    access_key_id="bench",
+                    secret_access_key="bench-secret",
+                )
+                results[("s3-moto", version)] = measure(repo, empty_bucket, options.repeat)
+        finally:
+            stop(moto.process)
+            if ssh is not None:
+                ssh.stop()
+
+    print()
+    header = f"{'remote':8} {'action':6} {'CSV':>8} {'Parquet':>8} {'CSV/Parquet':>11}"
+    print(header)
+    print("-" * len(header))
+    for kind in ("local", "ssh", "s3-moto"):
+        if (kind, "csv") not in results:
+            print(f"{kind:8} (skipped: /usr/sbin/sshd not installed)")
+            continue
+        for action in ("push", "pull", "no-op"):
+            csv_time = results[(kind, "csv")][action]
+            parquet_time = results[(kind, "parquet")][action]
+            ratio = csv_time / parquet_time
+            print(f"{kind:8} {action:6} {csv_time:7.2f}s {parquet_time:7.2f}s {ratio:10.1f}x")
+    csv_bytes, parquet_bytes = sizes["csv"][1], sizes["parquet"][1]
+    print(
+        f"\nsize: CSV {format_bytes(csv_bytes)}, Parquet {format_bytes(parquet_bytes)} "
+        f"({csv_bytes / parquet_bytes:.1f}x smaller); at {UPLINK_MBPS} Mbit/s: "
+        f"CSV {format_duration(transfer_seconds(csv_bytes, UPLINK_MBPS))}, "
+        f"Parquet {format_duration(transfer_seconds(parquet_bytes, UPLINK_MBPS))}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
