@@ -437,6 +437,7 @@ def test_copier_yml_asks_the_fixed_questions() -> None:
         assert "default" in question, f"{name} has no default (copier copy --defaults must work)"
 
 
+@pytest.mark.filterwarnings("ignore::copier.errors.DirtyLocalWarning")
 def test_defaults_render_without_tasks(tmp_path: Path) -> None:
     """Plain defaults (Python 3.13 base) render with StrictUndefined on; tasks skipped, so no network."""
     dest = tmp_path / "defaults"
