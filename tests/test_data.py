@@ -144,6 +144,7 @@ def test_remote_settings_go_to_config_and_credentials_only_to_config_local(exper
     assert "s3://team-bucket/traffic" in committed and "http://127.0.0.1:9" in committed
     assert SECRET not in committed and KEY_ID not in committed
     assert SECRET in local and KEY_ID in local
+    assert (experiment / ".dvc" / "config.local").stat().st_mode & 0o077 == 0  # readable by its owner only
     assert "(default)" in result.stdout and "****" in result.stdout
 
     shown = invoke(experiment, "data.remote")

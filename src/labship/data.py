@@ -369,12 +369,35 @@ def set_remote(
         "secret_access_key": secret_access_key,
         "keyfile": keyfile,
     }
-    for key, value in per_user.items():
-        if value:
-            dvc("remote", "modify", "--local", name, key, value)
+    _write_local_options(root, name, {key: value for key, value in per_user.items() if value})
     if echo is not None:
         echo.write(f"default remote is now {read_remotes(root).pick(name).describe()}\n")
     return read_remotes(root).pick(name)
+
+
+def _write_local_options(root: Path, name: str, options: dict[str, str]) -> None:
+    """Set per-user options of remote `name` in .dvc/config.local (mode 0600, atomic rename).
+
+    Written here rather than with `dvc remote modify --local` so that a secret never appears in a
+    process's argument list, which other local users can read.
+    """
+    import configobj
+
+    if not options:
+        return
+    file = root / ".dvc" / "config.local"
+    parsed = configobj.ConfigObj(
+        str(file) if file.is_file() else None, list_values=False, interpolation=False
+    )
+    section = f'remote "{name}"'
+    if section not in parsed:
+        parsed[section] = {}
+    parsed[section].update(options)
+    temporary = file.with_name(f".{file.name}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        parsed.write(handle)
+    os.replace(temporary, file)
 
 
 def show_remotes(root: Path) -> str:
