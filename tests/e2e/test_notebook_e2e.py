@@ -94,7 +94,13 @@ def test_notebook_serves_runs_the_example_and_stops(built_experiment: BuiltExper
         assert http_status(status_url, token) == 200
         assert http_status(status_url) == 403
         assert http_status(status_url, "wrong-token") == 403
-        assert http_status(f"http://127.0.0.1:{port}/api/kernelspecs", token) == 200
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/kernelspecs")
+        request.add_header("Authorization", f"token {token}")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            kernelspecs = json.loads(response.read())
+        # the project's venv is the default and only kernel; the server's own python3 is hidden
+        assert kernelspecs["default"] == "project" and list(kernelspecs["kernelspecs"]) == ["project"]
+        assert http_status(f"http://127.0.0.1:{port}/api/kernelspecs") == 403
 
         [container] = compose_containers(project)
         details = inspect(container)
@@ -131,7 +137,7 @@ def test_notebook_serves_runs_the_example_and_stops(built_experiment: BuiltExper
         expected_rows = pyarrow.dataset.dataset(root / "data" / "processed" / "pems").count_rows()
         assert expected_rows > 0
         assert f"rows: {expected_rows}" in printed
-        assert notebook["metadata"]["kernelspec"]["name"] in ("project", "python3")
+        assert notebook["metadata"]["kernelspec"]["name"] == "project"  # ran in the project's venv
         uid = subprocess.run(
             ["docker", "exec", container, "id", "-u"], capture_output=True, text=True, check=True
         )
