@@ -150,12 +150,25 @@ def _remove_images(tags: list[str]) -> None:
         subprocess.run(["docker", "rmi", "--force", *tags], capture_output=True, check=False)
 
 
+def _builder_stage_images() -> set[str]:
+    """Untagged builder-stage images the legacy builder leaves (the Dockerfile labels that stage)."""
+    output = subprocess.run(
+        ["docker", "images", "--quiet", "--no-trunc", "--filter", "dangling=true",
+         "--filter", "label=org.labship.stage=builder"],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    return set(output.split())
+
+
 @pytest.fixture(scope="session")
-def images_to_remove() -> Iterator[list[str]]:
-    """Tags the tests create; removed at the end of the session (never the stand-in base)."""
+def images_to_remove(docker_engine: None) -> Iterator[list[str]]:
+    """Tags the tests create; removed at the end of the session with the builder-stage images
+    that appeared meanwhile (never the stand-in base)."""
     tags: list[str] = []
+    existing = _builder_stage_images()
     yield tags
     _remove_images(tags)
+    _remove_images(sorted(_builder_stage_images() - existing))
 
 
 @pytest.fixture(scope="session", params=["uv", "poetry"])
