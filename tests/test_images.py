@@ -158,3 +158,10 @@ def test_summary_lists_image_size_time_and_cache() -> None:
     summary = images.format_summary([result])
     assert "r/i:notebook-latest" in summary and "721 MB" in summary and "2/9" in summary
     assert "r/i:notebook-abc" in summary
+
+
+def test_unreachable_engine_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    require(shutil.which("docker") is not None, "no docker client installed")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(images.ImageError, match="Docker engine does not answer.*start it"):
+        images.check_engine()

@@ -230,6 +230,23 @@ def check_build_inputs(config: LabshipConfig) -> None:
         )
 
 
+def check_engine() -> None:
+    """Fail with what to do when no Docker engine answers (rather than a raw client error later)."""
+    if shutil.which("docker") is None:
+        raise ImageError(
+            "no `docker` command found: install Docker (https://docs.docker.com/engine/install/)"
+        )
+    result = subprocess.run(
+        ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise ImageError(
+            f"the Docker engine does not answer ({detail[-1] if detail else 'no output'}): start it "
+            "(e.g. `sudo systemctl start docker`) or check DOCKER_HOST"
+        )
+
+
 def image_exists(tag: str) -> bool:
     result = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False)
     return result.returncode == 0
@@ -365,6 +382,7 @@ def build_images(
 ) -> list[BuildResult]:
     """Build (and optionally push) the image variants; the tasks' entry point."""
     check_build_inputs(config)
+    check_engine()
     if push and not config.registry:
         raise ConfigError(f"{config.pyproject}: [tool.labship] registry: set it to push (e.g. ghcr.io/acme)")
     plans = plan_builds(config, variant, base_image)

@@ -263,6 +263,7 @@ def start_notebook(
     notebook = config.notebook(name)
     if not (config.root / "compose.yaml").is_file():
         raise NotebookError(f"{config.root / 'compose.yaml'} is missing: it comes from the labship template")
+    images.check_engine()
     check_compose_available()
     ensure_data(config, notebook, log)
     image = images.latest_tag(config, notebook.image)
