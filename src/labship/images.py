@@ -415,5 +415,6 @@ def format_summary(results: list[BuildResult]) -> str:
     widths = [max(len(row[index]) for row in rows) for index in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
     for result in results:
-        lines.append(f"  also tagged: {', '.join(result.tags[1:])}" if len(result.tags) > 1 else "")
-    return "\n".join(line for line in lines if line)
+        if len(result.tags) > 1:
+            lines.append(f"{result.tags[0]} is also {', '.join(result.tags[1:])}")
+    return "\n".join(lines)
