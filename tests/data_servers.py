@@ -368,6 +368,8 @@ class Relay:
             except OSError:
                 client.close()
                 continue
+            for end in (client, server):  # small SSH/HTTP packets: no Nagle delays in the relay
+                end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._sockets += [client, server]
             threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()

@@ -15,6 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from labship import data
 from tests.conftest import require
 from tests.data_servers import (
     VENV_BIN,
@@ -173,11 +174,8 @@ def test_sshd_killed_mid_push_then_rerun_sends_only_the_rest(
     assert len(complete) == data_files(experiment) + 2 and survived <= complete
     missing_files = sum(not name.endswith(".dir") for name in complete - survived)
     assert f"pushed {missing_files} files" in resumed.stdout
-
-    fresh = clone(experiment, tmp_path)
-    use_ssh(fresh, sshd)
-    assert invoke(fresh, "data.pull").returncode == 0
-    assert_same_data(experiment, fresh)
+    # nothing lost: the remote holds every object the repository records (pull is tested below)
+    assert complete == set(data.tracked_objects(experiment).values())
 
 
 def test_pull_killed_midway_completes_on_rerun(experiment: Path, sshd: SshServer, tmp_path: Path) -> None:
@@ -201,7 +199,6 @@ def test_pull_killed_midway_completes_on_rerun(experiment: Path, sshd: SshServer
     pulled = invoke(fresh, "data.pull")
     assert pulled.returncode == 0, pulled.stderr
     assert_same_data(experiment, fresh)
-    assert invoke(fresh, "data.status").returncode == 0
 
 
 def test_s3_server_killed_mid_push_is_reported(experiment: Path) -> None:
@@ -271,7 +268,6 @@ def test_wrong_s3_secret_is_reported(experiment: Path) -> None:
 
 def test_scaffolded_experiment_compress_push_clone_pull(tmp_path: Path) -> None:
     """The demo path: copier template -> dvc repro (invoke compress) -> push -> fresh clone -> pull."""
-    from labship import data
     from tests.scaffold import scaffold
 
     experiment = scaffold(tmp_path / "exp", {"dvc_remote_url": "../shared-storage"})
