@@ -472,12 +472,13 @@ class SyncStatus:
         lines += [f"  only on remote   {path}" for path in self.to_pull]
         lines += [f"  lost             {path}" for path in self.missing]
         steps = []
-        if self.local_changes:
+        changes = " ".join(" ".join(items) for items in self.local_changes.values())
+        if re.search(r"modified|new|changed command", changes):
             steps.append("`dvc repro` (or `dvc add` raw data) and commit dvc.lock / *.dvc")
         if self.to_push:
             steps.append("`invoke data.push`")
-        if self.to_pull:
-            steps.append("`invoke data.pull`")
+        if self.to_pull or re.search(r"deleted|not in cache", changes):
+            steps.append("`invoke data.pull` (data missing here)")
         if self.missing:
             steps.append("ask whoever committed the lost data to `invoke data.push` it")
         return f"out of sync with {self.remote}:\n" + "\n".join(lines) + "\nnext: " + "; ".join(steps)
