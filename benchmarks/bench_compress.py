@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -148,7 +149,12 @@ def measure(engine: str, source: Path, output: Path, columns: list[str] | None) 
     started = time.perf_counter()
     process = psutil.Popen(command)
     peak = 0
-    while process.poll() is None:
+    status = None
+    while status is None:
+        pid, code, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            status = (os.waitstatus_to_exitcode(code), usage)
+            break
         try:
             rss = process.memory_info().rss + sum(
                 child.memory_info().rss for child in process.children(recursive=True)
@@ -158,9 +164,18 @@ def measure(engine: str, source: Path, output: Path, columns: list[str] | None) 
             pass
         time.sleep(0.02)
     wall = time.perf_counter() - started
-    if process.returncode != 0:
-        return {"engine": engine, "error": f"exit {process.returncode}"}
-    return {"engine": engine, "wall": wall, "rss": peak, "bytes": _size(output), "rows": _rows(output)}
+    code, usage = status
+    if code != 0:
+        return {"engine": engine, "error": f"exit status {code}"}
+    cpu = usage.ru_utime + usage.ru_stime  # the engine and the worker processes it waited for
+    return {
+        "engine": engine,
+        "wall": wall,
+        "cpu": cpu,
+        "rss": peak,
+        "bytes": _size(output),
+        "rows": _rows(output),
+    }
 
 
 def main() -> int:
@@ -199,7 +214,8 @@ def main() -> int:
                 rows[engine] = result
                 results.append(result)
                 shown = (
-                    f"{result['wall']:.1f} s, {result['rss'] / 1e6:.0f} MB RSS, {result['bytes'] / 1e6:.1f} MB"  # noqa: E501
+                    f"{result['wall']:.1f} s wall, {result['cpu']:.1f} s CPU, "
+                    f"{result['rss'] / 1e6:.0f} MB RSS, {result['bytes'] / 1e6:.1f} MB"
                     if "wall" in result
                     else result["error"]
                 )
@@ -217,28 +233,32 @@ def main() -> int:
 
 
 def print_table(results: list[dict[str, object]]) -> None:
-    print()
-    print(
-        "| input | columns | engine | wall s | peak RSS MB | output MB | ratio | rows | wall vs labship | size vs labship |"  # noqa: E501
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    """Markdown table; the last columns are labship's value divided by this engine's (< 1: labship wins)."""
+    header = "| input | columns | engine | wall s | CPU s | peak RSS MB | output MB | ratio | rows |"
+    print(f"\n{header} labship/engine wall | CPU | size |")
+    print("|---" * 12 + "|")
     by_key = {(r["input"], r["columns"], r["engine"]): r for r in results}
     for r in results:
         if "wall" not in r:
-            print(f"| {r['input']} | {r['columns']} | {r['engine']} | {r['error']} | | | | | | |")
+            print(f"| {r['input']} | {r['columns']} | {r['engine']} | {r['error']} |" + " |" * 8)
             continue
         ours = by_key.get((r["input"], r["columns"], "labship"), {})
-        wall_ratio = f"{ours['wall'] / r['wall']:.2f}" if "wall" in ours and r["engine"] != "labship" else ""
-        size_ratio = (
-            f"{ours['bytes'] / r['bytes']:.2f}" if "bytes" in ours and r["engine"] != "labship" else ""
-        )
-        print(
-            f"| {r['input']} | {r['columns']} | {r['engine']} | {r['wall']:.1f} | {r['rss'] / 1e6:.0f} | "
-            f"{r['bytes'] / 1e6:.1f} | {r['csv_bytes'] / r['bytes']:.1f}x | {r['rows']:,} | {wall_ratio} | {size_ratio} |"  # noqa: E501
-        )
-    print(
-        "\n(wall/size vs labship = labship's value / this engine's value: < 1 means labship is faster/smaller)"  # noqa: E501
-    )
+        ratios = ["", "", ""]
+        if "wall" in ours and r["engine"] != "labship":
+            ratios = [f"{ours[key] / r[key]:.2f}" for key in ("wall", "cpu", "bytes")]
+        cells = [
+            r["input"],
+            r["columns"],
+            r["engine"],
+            f"{r['wall']:.1f}",
+            f"{r['cpu']:.1f}",
+            f"{r['rss'] / 1e6:.0f}",
+            f"{r['bytes'] / 1e6:.1f}",
+            f"{r['csv_bytes'] / r['bytes']:.1f}x",
+            f"{r['rows']:,}",
+            *ratios,
+        ]
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -329,3 +329,18 @@ def test_invoke_compress_errors_exit_nonzero_with_the_message(tmp_path: Path) ->
         "--jobs",
     ):
         assert flag in help_text
+
+
+def test_timestamp_formats_keep_iso_columns_parsed_too(tmp_path: Path) -> None:
+    write(
+        tmp_path / "csv",
+        "f.csv",
+        b"local,iso\n01/31/2024 10:00:00,2024-01-31 10:00:00\n02/01/2024 11:30:00,2024-02-01T11:30:00\n",
+    )
+    convert(tmp_path / "csv", tmp_path / "out", timestamp_formats=TIMESTAMP)
+    table = pq.read_table(tmp_path / "out" / "f.parquet")
+    assert pa.types.is_timestamp(table.schema.field("local").type) and pa.types.is_timestamp(
+        table.schema.field("iso").type
+    )
+    assert table.column("local").to_pylist() == table.column("iso").to_pylist()
+    assert table.column("local")[0].as_py().isoformat() == "2024-01-31T10:00:00"

@@ -658,7 +658,7 @@ class _Converter:
             "convert_options": pacsv.ConvertOptions(
                 include_columns=self.columns,
                 column_types=self.types,
-                timestamp_parsers=list(self.plan.timestamp_formats) or None,
+                timestamp_parsers=_timestamp_parsers(self.plan.timestamp_formats),
             ),
         }
 
@@ -710,7 +710,8 @@ class _Converter:
                     newlines_in_values=block.has_quotes, invalid_row_handler=lambda _row: "skip"
                 ),
                 convert_options=pacsv.ConvertOptions(
-                    include_columns=inferred, timestamp_parsers=list(self.plan.timestamp_formats) or None
+                    include_columns=inferred,
+                    timestamp_parsers=_timestamp_parsers(self.plan.timestamp_formats),
                 ),
             )
         except pa.ArrowInvalid:
@@ -796,6 +797,11 @@ class _Converter:
             converted = {name: pc.filter(values, keep) for name, values in converted.items()}
         del message
         return pa.table(converted)
+
+
+def _timestamp_parsers(formats: tuple[str, ...]) -> list[Any] | None:
+    # explicit formats replace Arrow's ISO-8601 parser unless it is listed too
+    return [*formats, pacsv.ISO8601] if formats else None
 
 
 def _is_text(data_type: pa.DataType) -> bool:
