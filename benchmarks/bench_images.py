@@ -40,7 +40,8 @@ def timed_build(root: Path, variant: str, base: str, builder: images.DockerBuild
 
 
 def lock(root: Path, manager: str) -> None:
-    command = ["uv", "lock"] if manager == "uv" else ["poetry", "lock"]
+    tools = Path(sys.executable).parent  # uv and poetry come with labship's test extra
+    command = [str(tools / "uv"), "lock"] if manager == "uv" else [str(tools / "poetry"), "lock"]
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     subprocess.run(command, cwd=root, check=True, capture_output=True, env=env)
 
