@@ -163,5 +163,5 @@ def test_summary_lists_image_size_time_and_cache() -> None:
 def test_unreachable_engine_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     require(shutil.which("docker") is not None, "no docker client installed")
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    with pytest.raises(images.ImageError, match="Docker engine does not answer.*start it"):
+    with pytest.raises(images.ImageError, match=r"Docker engine does not answer.*start it"):
         images.check_engine()
