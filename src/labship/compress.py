@@ -31,8 +31,9 @@ import re
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,13 +47,14 @@ import pyarrow.parquet as pq
 MANIFEST = ".labship-manifest.json"
 REJECTED_DIR = "_rejected"
 MANIFEST_VERSION = 1
-# 8 MB blocks and 128 K-row groups keep peak RSS ~0.3 GB on any file size; bigger ones barely shrink
-# the output (<0.1% on the benchmark data) with one page per column chunk
-BLOCK_BYTES = 8 << 20
+# 4 MB blocks (two parsed at once) and 128 K-row groups keep peak RSS under 0.4 GB on any file size;
+# bigger ones shrink the output by <0.5% on the benchmark data (one page per column chunk)
+BLOCK_BYTES = 4 << 20
 ROW_GROUP_ROWS = 128 * 1024
 # a record longer than this is almost certainly an unterminated quote; bounding it bounds memory
 MAX_RECORD_BYTES = 64 << 20
 POOL_MIN_BYTES = 64 << 20
+PARSE_THREADS = 2  # blocks parsed at once (each single-threaded); the writer thread runs beside them
 SAMPLE_HEAD_BYTES = 2 << 20
 SAMPLE_MIN_HEAD_BYTES = 128 << 10
 SAMPLE_BUDGET_BYTES = 64 << 20
@@ -604,7 +606,7 @@ class _RejectedRows:
         self.handle: io.BufferedWriter | None = None
         self.count = 0
 
-    def add(self, raw: bytes, reason: str) -> None:
+    def add(self, raw: bytes) -> None:
         if self.handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.handle = open(self.temporary, "wb")  # noqa: SIM115 - closed in finish()
@@ -638,12 +640,11 @@ def _csv_bytes(value: bytes | None) -> bytes:
 class _Converter:
     """Parses the blocks of one source with the plan's types and yields Arrow tables."""
 
-    def __init__(self, path: Path, names: list[str], plan: Plan, settings: Settings, rejected: _RejectedRows):
+    def __init__(self, path: Path, names: list[str], plan: Plan, settings: Settings):
         self.path = path
         self.names = names
         self.plan = plan
         self.settings = settings
-        self.rejected = rejected
         self.columns = [name for name in plan.columns if name in names]
         self.types = {name: plan.types[name] for name in self.columns}
 
@@ -662,22 +663,25 @@ class _Converter:
             ),
         }
 
-    def parse(self, block: Block) -> pa.Table:
+    def parse(self, block: Block, threads: bool = True) -> tuple[pa.Table, list[bytes]]:
+        """The block's rows as a table, and the raw rows set aside (`--on-bad-rows skip`), in order.
+
+        Safe to call from several threads at once: nothing is shared but the read-only plan."""
         skip = self.settings.on_bad_rows == "skip"
         ragged: list[Any] = []
+        rejected: list[bytes] = []
 
         def set_aside(row: Any) -> str:
             ragged.append(row)
             return "skip"
 
         try:
-            table = pacsv.read_csv(block.arrow(), **self.options(block, True, set_aside if skip else None))
+            table = pacsv.read_csv(block.arrow(), **self.options(block, threads, set_aside if skip else None))
         except pa.ArrowInvalid as error:
-            return self._recover(block, error)
-        for row in ragged:
-            self.rejected.add(row.text.encode("utf-8", "surrogateescape"), "ragged")
+            return self._recover(block, error, rejected), rejected
+        rejected += [row.text.encode("utf-8", "surrogateescape") for row in ragged]
         self._check_line_count(block, table.num_rows + len(ragged))
-        return table
+        return table, rejected
 
     def _check_line_count(self, block: Block, records: int) -> None:
         lines = block.line_count()
@@ -687,7 +691,7 @@ class _Converter:
                 f"from {lines} lines; the CSV is malformed there"
             )
 
-    def _recover(self, block: Block, error: pa.ArrowInvalid) -> pa.Table:
+    def _recover(self, block: Block, error: pa.ArrowInvalid, rejected: list[bytes]) -> pa.Table:
         """A block failed to parse: promote inferred columns, or handle bad rows (error or skip)."""
         message = str(error)
         match = CONVERSION_ERROR.search(message)
@@ -697,7 +701,7 @@ class _Converter:
                 changes = self._inferred_changes(block)
                 if changes:
                     raise Promotion(changes) from error
-        return self._slow_parse(block, message)
+        return self._slow_parse(block, message, rejected)
 
     def _inferred_changes(self, block: Block) -> dict[str, pa.DataType]:
         """Inferred columns whose type must widen to hold this block's values."""
@@ -737,7 +741,7 @@ class _Converter:
                 changes[name] = wider
         return changes
 
-    def _slow_parse(self, block: Block, message: str) -> pa.Table:
+    def _slow_parse(self, block: Block, message: str, rejected: list[bytes]) -> pa.Table:
         """Parse every value as bytes, find the rows that do not fit, then convert the rest."""
         ragged: list[Any] = []
 
@@ -761,8 +765,7 @@ class _Converter:
                 f"found {row.actual_columns} (ragged row: {row.text[:80]!r}); fix the row or use "
                 "--on-bad-rows skip to set such rows aside in a side file"
             )
-        for row in ragged:
-            self.rejected.add(row.text.encode("utf-8", "surrogateescape"), "ragged")
+        rejected += [row.text.encode("utf-8", "surrogateescape") for row in ragged]
         bad = [False] * raw.num_rows
         converted = {}
         for name in self.columns:
@@ -793,7 +796,7 @@ class _Converter:
             for index, flag in enumerate(bad):
                 if flag:
                     cells = [_csv_bytes(raw.column(name)[index].as_py()) for name in self.names]
-                    self.rejected.add(b",".join(cells), "type")
+                    rejected.append(b",".join(cells))
             converted = {name: pc.filter(values, keep) for name, values in converted.items()}
         del message
         return pa.table(converted)
@@ -984,7 +987,7 @@ def convert_file(
     rejected = _RejectedRows(
         target / REJECTED_DIR / f"{output_name(relative)[: -len('.parquet')]}.csv", names
     )
-    converter = _Converter(source, names, plan, settings, rejected)
+    converter = _Converter(source, names, plan, settings)
     schema = _output_schema(plan, converter.columns)
     options = _write_options(plan, settings, converter.columns)
     out_name = output_name(relative)
@@ -1005,7 +1008,7 @@ def convert_file(
 
     plain = not source.name.endswith(".gz")  # a .gz file's progress counts compressed bytes, at its end
     try:
-        rows = _pump(source, converter, sink, settings, progress if plain else None)
+        rows = _pump(source, converter, sink, rejected, settings, progress if plain else None)
         outputs = sink.commit(rows, source)
         if on_progress is not None and size > reported[0]:
             on_progress(size - reported[0])
@@ -1039,10 +1042,13 @@ def _pump(
     source: Path,
     converter: _Converter,
     sink: _FileSink | _PartitionedSink,
+    rejected: _RejectedRows,
     settings: Settings,
     on_progress: Callable[[int], None] | None,
 ) -> int:
-    """Parse blocks here while a writer thread encodes the previous row group (both cores busy)."""
+    """Read blocks here, parse PARSE_THREADS of them at once, and encode row groups in a writer thread.
+
+    Results are taken in block order, so the output does not depend on thread timing."""
     _use_system_allocator()
     row_groups: queue.Queue[Any] = queue.Queue(maxsize=1)
     failure: list[BaseException] = []
@@ -1064,32 +1070,48 @@ def _pump(
     rows = 0
     pending: list[pa.Table] = []
     pending_rows = 0
+
+    def take(parsed: tuple[pa.Table, list[bytes]], size: int) -> None:
+        nonlocal rows, pending, pending_rows
+        table, set_aside = parsed
+        for raw in set_aside:
+            rejected.add(raw)
+        rows += table.num_rows
+        pending.append(table)
+        pending_rows += table.num_rows
+        if on_progress is not None:
+            on_progress(size)
+        if pending_rows >= settings.row_group_rows:
+            row_groups.put(pa.concat_tables(pending))
+            pending, pending_rows = [], 0
+
+    parsing: deque[tuple[Future[tuple[pa.Table, list[bytes]]], int]] = deque()
     try:
-        blocks = read_blocks(source, settings.block_bytes)
-        first = next(blocks, None)
-        if first is None:
-            raise CompressError(
-                f"{source}: the file is empty (no header line); delete it, or use --on-bad-rows skip"
-            )
-        _, first = split_header(first, source)
-        position = 0
-        for block in _chain(first, blocks):
-            if failure:
-                break
-            if len(block):
-                table = converter.parse(block)
-                rows += table.num_rows
-                pending.append(table)
-                pending_rows += table.num_rows
-            if on_progress is not None:
-                on_progress(len(block))
-                position += len(block)
-            if pending_rows >= settings.row_group_rows:
-                row_groups.put(pa.concat_tables(pending))
-                pending, pending_rows = [], 0
+        with ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="csv-parse") as parsers:
+            blocks = read_blocks(source, settings.block_bytes)
+            first = next(blocks, None)
+            if first is None:
+                raise CompressError(
+                    f"{source}: the file is empty (no header line); delete it, or use --on-bad-rows skip"
+                )
+            _, first = split_header(first, source)
+            for block in _chain(first, blocks):
+                if failure:
+                    break
+                if not len(block):
+                    continue  # a header-only file
+                parsing.append((parsers.submit(converter.parse, block, PARSE_THREADS == 1), len(block)))
+                while len(parsing) > PARSE_THREADS:
+                    future, size = parsing.popleft()
+                    take(future.result(), size)
+            while parsing and not failure:
+                future, size = parsing.popleft()
+                take(future.result(), size)
         if pending and not failure:
             row_groups.put(pa.concat_tables(pending))
     finally:
+        for future, _size in parsing:
+            future.cancel()
         row_groups.put(_DONE)
         writer.join()
     if failure:
