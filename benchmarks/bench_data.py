@@ -75,35 +75,30 @@ def build_versions(work: Path, files: int, rows: int) -> dict[str, Path]:
     return repos
 
 
-def use_remote(repo: Path, url: str, **options: str) -> None:
-    data.set_remote(repo, url, name="bench", **options)
+def timed(action: Callable[..., object], repo: Path, kind: str) -> float:
+    started = time.perf_counter()
+    action(repo, remote=kind, uplink_mbps=UPLINK_MBPS)
+    return time.perf_counter() - started
 
 
-def median_seconds(action: Callable[[], object], before: Callable[[], None], repeat: int) -> float:
-    timings = []
+def measure(
+    repos: dict[str, Path], kind: str, empty_remote: Callable[[str], None], repeat: int
+) -> dict[str, dict[str, float]]:
+    """Median push / no-op / pull seconds per version, CSV and Parquet interleaved in every round so
+    that load from other processes on the machine weighs on both alike."""
+    timings: dict[str, dict[str, list[float]]] = {v: {"push": [], "no-op": [], "pull": []} for v in repos}
     for _ in range(repeat):
-        before()
-        started = time.perf_counter()
-        action()
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings)
-
-
-def measure(repo: Path, empty_remote: Callable[[], None], repeat: int) -> dict[str, float]:
-    def push() -> object:
-        return data.push(repo, uplink_mbps=UPLINK_MBPS)
-
-    def pull() -> object:
-        return data.pull(repo, uplink_mbps=UPLINK_MBPS)
-
-    def forget_local() -> None:
-        shutil.rmtree(repo / ".dvc" / "cache", ignore_errors=True)
-        shutil.rmtree(repo / "data", ignore_errors=True)
-
-    results = {"push": median_seconds(push, empty_remote, repeat)}
-    results["no-op"] = median_seconds(push, lambda: None, repeat)
-    results["pull"] = median_seconds(pull, forget_local, repeat)
-    return results
+        for version, repo in repos.items():
+            empty_remote(version)
+            timings[version]["push"].append(timed(data.push, repo, kind))
+            timings[version]["no-op"].append(timed(data.push, repo, kind))
+            shutil.rmtree(repo / ".dvc" / "cache")
+            shutil.rmtree(repo / "data")
+            timings[version]["pull"].append(timed(data.pull, repo, kind))
+    return {
+        version: {action: statistics.median(values) for action, values in actions.items()}
+        for version, actions in timings.items()
+    }
 
 
 def size_of(directory: Path) -> tuple[int, int]:
@@ -131,33 +126,35 @@ def main() -> int:
             moto.client().create_bucket(Bucket=moto.bucket)
             if ssh is not None:
                 ssh.start()
-            results: dict[tuple[str, str], dict[str, float]] = {}
             for version, repo in repos.items():
-                local = work / f"remote-{version}"
-                use_remote(repo, str(local))
-                results[("local", version)] = measure(
-                    repo, lambda local=local: shutil.rmtree(local, ignore_errors=True), options.repeat
-                )
+                data.set_remote(repo, str(work / f"remote-{version}"), name="local")
                 if ssh is not None:
-                    storage = ssh.storage / version
-                    use_remote(repo, f"{ssh.url()}/{version}", keyfile=str(ssh.key))
-                    results[("ssh", version)] = measure(
-                        repo, lambda path=storage: shutil.rmtree(path, ignore_errors=True), options.repeat
-                    )
-
-                def empty_bucket(prefix: str = version) -> None:
-                    client = moto.client()
-                    for key in moto.objects(prefix + "/"):
-                        client.delete_object(Bucket=moto.bucket, Key=key)
-
-                use_remote(
+                    data.set_remote(repo, f"{ssh.url()}/{version}", name="ssh", keyfile=str(ssh.key))
+                data.set_remote(
                     repo,
                     f"s3://{moto.bucket}/{version}",
+                    name="s3-moto",
                     endpoint_url=moto.endpoint,
                     access_key_id="bench",
                     secret_access_key="bench-secret",
                 )
-                results[("s3-moto", version)] = measure(repo, empty_bucket, options.repeat)
+
+            def empty_bucket(version: str) -> None:
+                client = moto.client()
+                for key in moto.objects(version + "/"):
+                    client.delete_object(Bucket=moto.bucket, Key=key)
+
+            results: dict[tuple[str, str], dict[str, float]] = {}
+            emptiers: dict[str, Callable[[str], None]] = {
+                "local": lambda version: shutil.rmtree(work / f"remote-{version}", ignore_errors=True),
+                "s3-moto": empty_bucket,
+            }
+            if ssh is not None:
+                storage = ssh.storage
+                emptiers["ssh"] = lambda version: shutil.rmtree(storage / version, ignore_errors=True)
+            for kind, empty_remote in emptiers.items():
+                for version, medians in measure(repos, kind, empty_remote, options.repeat).items():
+                    results[(kind, version)] = medians
         finally:
             stop(moto.process)
             if ssh is not None:
