@@ -605,6 +605,8 @@ def push(
                 f"is pushed, not this one: {', '.join(sorted(unrecorded))}. Run `dvc repro` (or `dvc add` / "
                 "`dvc commit`), commit dvc.lock and *.dvc, then push again.\n"
             )
+    if echo is not None:
+        echo.write(f"comparing the local cache with remote {chosen.describe()}...\n")
     pending = cloud_status(root, targets, chosen.name)
     to_send = [path for path, state in pending.items() if state == "new"]
     args = ["push", "--remote", chosen.name, *(["--jobs", str(jobs)] if jobs else []), *targets]
@@ -628,6 +630,8 @@ def pull(
     config = read_remotes(root)
     chosen = config.pick(remote)
     started = time.monotonic()
+    if echo is not None:
+        echo.write(f"comparing the local cache with remote {chosen.describe()}...\n")
     pending = cloud_status(root, targets, chosen.name)
     to_fetch = [path for path, state in pending.items() if state == "deleted"]
     args = ["pull", "--remote", chosen.name, *(["--jobs", str(jobs)] if jobs else []), *targets]
