@@ -33,6 +33,7 @@ from labship.sample import write_traffic_csv  # noqa: E402
 from tests.data_servers import (  # noqa: E402
     VENV_BIN,
     MotoServer,
+    Relay,
     SshServer,
     make_sshd,
     run,
@@ -111,6 +112,9 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=20, help="sample CSV files (default 20)")
     parser.add_argument("--rows", type=int, default=13_000, help="rows per file (default 13000, ~2 MB)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing; the median is shown")
+    parser.add_argument(
+        "--uplink-repeat", type=int, default=2, help="runs through the uplink-capped relay (0: skip them)"
+    )
     options = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="labship-bench-data-") as temporary:
@@ -155,24 +159,54 @@ def main() -> int:
             for kind, empty_remote in emptiers.items():
                 for version, medians in measure(repos, kind, empty_remote, options.repeat).items():
                     results[(kind, version)] = medians
+
+            # The same servers behind a relay capped at the uplink: what a real link adds.
+            if options.uplink_repeat > 0:
+                link = f"{UPLINK_MBPS:g} Mbit/s"
+                moto_link = Relay(moto.port, mbps=UPLINK_MBPS)
+                linked: dict[str, Callable[[str], None]] = {
+                    f"s3 {link}": lambda version: empty_bucket(f"{version}-link")
+                }
+                for version, repo in repos.items():
+                    data.set_remote(
+                        repo,
+                        f"s3://{moto.bucket}/{version}-link",
+                        name="s3-link",
+                        endpoint_url=f"http://127.0.0.1:{moto_link.port}",
+                        access_key_id="bench",
+                        secret_access_key="bench-secret",
+                    )
+                names = {f"s3 {link}": "s3-link"}
+                if ssh is not None:
+                    ssh_link = Relay(ssh.port, mbps=UPLINK_MBPS)
+                    for version, repo in repos.items():
+                        url = f"{ssh.url(ssh_link.port)}/{version}-link"
+                        data.set_remote(repo, url, name="ssh-link", keyfile=str(ssh.key))
+                    linked[f"ssh {link}"] = lambda version: shutil.rmtree(
+                        storage / f"{version}-link", ignore_errors=True
+                    )
+                    names[f"ssh {link}"] = "ssh-link"
+                for label, empty_remote in linked.items():
+                    measured = measure(repos, names[label], empty_remote, options.uplink_repeat)
+                    for version, medians in measured.items():
+                        results[(label, version)] = medians
         finally:
             stop(moto.process)
             if ssh is not None:
                 ssh.stop()
 
     print()
-    header = f"{'remote':8} {'action':6} {'CSV':>8} {'Parquet':>8} {'CSV/Parquet':>11}"
+    header = f"{'remote':20} {'action':6} {'CSV':>8} {'Parquet':>8} {'CSV/Parquet':>11}"
     print(header)
     print("-" * len(header))
-    for kind in ("local", "ssh", "s3-moto"):
-        if (kind, "csv") not in results:
-            print(f"{kind:8} (skipped: /usr/sbin/sshd not installed)")
-            continue
+    for kind in dict.fromkeys(kind for kind, _ in results):
         for action in ("push", "pull", "no-op"):
             csv_time = results[(kind, "csv")][action]
             parquet_time = results[(kind, "parquet")][action]
             ratio = csv_time / parquet_time
-            print(f"{kind:8} {action:6} {csv_time:7.2f}s {parquet_time:7.2f}s {ratio:10.1f}x")
+            print(f"{kind:20} {action:6} {csv_time:7.2f}s {parquet_time:7.2f}s {ratio:10.1f}x")
+    if ssh is None:
+        print("ssh: skipped (/usr/sbin/sshd not installed)")
     csv_bytes, parquet_bytes = sizes["csv"][1], sizes["parquet"][1]
     print(
         f"\nsize: CSV {format_bytes(csv_bytes)}, Parquet {format_bytes(parquet_bytes)} "

@@ -338,10 +338,13 @@ class Relay:
     When `upstream_bytes` (client -> server) or `downstream_bytes` (server -> client) passes the
     limit, it calls `on_limit` once (e.g. SIGKILL the server or the client) and, with
     `close_on_limit`, stops accepting and cuts every connection: the remote is down.
+    With `mbps`, each direction is capped at that many megabits a second over all connections
+    (an uplink on loopback, for benchmarks).
     """
 
     target: int
-    on_limit: Callable[[], None]
+    on_limit: Callable[[], None] = lambda: None
+    mbps: float | None = None
     upstream_limit: int | None = None
     downstream_limit: int | None = None
     close_on_limit: bool = True
@@ -351,6 +354,7 @@ class Relay:
     tripped: threading.Event = field(default_factory=threading.Event)
     _sockets: list[socket.socket] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _free_at: dict[bool, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -389,6 +393,8 @@ class Relay:
                 if over:
                     self.trip()
                     return
+                if self.mbps:
+                    self._throttle(len(chunk), is_upstream)
                 sink.sendall(chunk)
         except OSError:
             pass
@@ -396,6 +402,17 @@ class Relay:
             for end in (source, sink):
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
+
+    def _throttle(self, size: int, is_upstream: bool) -> None:
+        """Sleep until this direction's shared link has had time to carry `size` more bytes."""
+        assert self.mbps is not None
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._free_at.get(is_upstream, now))
+            self._free_at[is_upstream] = start + size * 8 / (self.mbps * 1_000_000)
+            wait = self._free_at[is_upstream] - now
+        if wait > 0:
+            time.sleep(wait)
 
     def trip(self) -> None:
         with self._lock:
