@@ -86,29 +86,29 @@ def test_rerun_skips_unchanged_files_quickly_and_redoes_a_changed_one(tmp_path: 
 
 
 def test_a_value_after_the_first_megabytes_widens_the_type(tmp_path: Path) -> None:
-    # 400k integer rows (~5 MB), then a decimal and text far beyond the sampled head of a .gz file
-    lines = [b"id,reading,label"] + [b"%d,%d,%d" % (i, i % 50, i % 7) for i in range(400_000)]
-    lines[300_001] = b"300000,2.5,late text"
+    # 800k integer rows (~10 MB; the sampled head is 4 MB), then a decimal and text far beyond the sampled head of a .gz file
+    lines = [b"id,reading,label"] + [b"%d,%d,%d" % (i, i % 50, i % 7) for i in range(800_000)]
+    lines[600_001] = b"600000,2.5,late text"
     write(tmp_path / "csv", "late.csv.gz", gzip.compress(b"\n".join(lines) + b"\n"))
     report = convert(tmp_path / "csv", tmp_path / "out")
     table = pq.read_table(tmp_path / "out" / "late.parquet")
-    assert table.num_rows == 400_000
+    assert table.num_rows == 800_000
     assert table.schema.field("reading").type == pa.float64()
     assert table.schema.field("label").type in (pa.string(), pa.dictionary(pa.int32(), pa.string()))
-    assert table.column("reading")[300_000].as_py() == 2.5
-    assert table.column("label")[300_000].as_py() == "late text"
-    assert table.column("reading")[299_999].as_py() == 299_999 % 50
+    assert table.column("reading")[600_000].as_py() == 2.5
+    assert table.column("label")[600_000].as_py() == "late text"
+    assert table.column("reading")[599_999].as_py() == 599_999 % 50
     assert any("widened" in note for note in report.notes)
 
 
 def test_integer_overflow_past_the_samples_is_lossless(tmp_path: Path) -> None:
-    lines = [b"n"] + [b"%d" % i for i in range(600_000)]
-    lines[500_001] = b"9000000000"
+    lines = [b"n"] + [b"%d" % i for i in range(1_000_000)]
+    lines[900_001] = b"9000000000"
     write(tmp_path / "csv", "big.csv.gz", gzip.compress(b"\n".join(lines) + b"\n"))
     convert(tmp_path / "csv", tmp_path / "out")
     table = pq.read_table(tmp_path / "out" / "big.parquet")
     assert table.schema.field("n").type == pa.int64()
-    assert table.column("n")[500_000].as_py() == 9_000_000_000
+    assert table.column("n")[900_000].as_py() == 9_000_000_000
 
 
 def test_columns_and_drop_prune_and_unknown_names_list_the_available_ones(

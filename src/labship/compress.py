@@ -55,10 +55,12 @@ ROW_GROUP_ROWS = 128 * 1024
 MAX_RECORD_BYTES = 64 << 20
 POOL_MIN_BYTES = 64 << 20
 PARSE_THREADS = 2  # blocks parsed at once (each single-threaded); the writer thread runs beside them
-SAMPLE_HEAD_BYTES = 2 << 20
-SAMPLE_MIN_HEAD_BYTES = 128 << 10
-SAMPLE_BUDGET_BYTES = 64 << 20
-SAMPLE_SLICE_BYTES = 256 << 10
+# type sampling: up to 4 MB per file (half head, half 8 slices), 32 MB per dataset; values beyond the
+# samples are still checked during conversion and widen the type (at the price of a second pass)
+SAMPLE_FILE_BYTES = 4 << 20
+SAMPLE_MIN_FILE_BYTES = 128 << 10
+SAMPLE_BUDGET_BYTES = 32 << 20
+SAMPLE_HEAD_BYTES = 2 << 20  # also the first read of the header
 SAMPLE_SLICES = 8
 DICTIONARY_MAX_DISTINCT = 1000
 BOM = b"\xef\xbb\xbf"
@@ -405,32 +407,29 @@ class ColumnSample:
         return data_type
 
 
-def _sample_slices(path: Path, head_bytes: int = SAMPLE_HEAD_BYTES) -> Iterator[bytes]:
-    """The head of the file and, for uncompressed files, whole-record slices spread over it."""
+def _sample_slices(path: Path, budget: int = SAMPLE_FILE_BYTES) -> Iterator[bytes]:
+    """The head; for plain files over 8 MB half the budget comes from 8 slices spread over the file."""
+    size = path.stat().st_size
+    spread = not path.name.endswith(".gz") and size > 2 * SAMPLE_FILE_BYTES
+    head_bytes = budget // 2 if spread else budget
+    slice_bytes = budget // (2 * SAMPLE_SLICES)
     with _open_bytes(path) as stream:
-        head = stream.read(head_bytes)
-        yield head
-        if path.name.endswith(".gz"):
-            return
-        size = path.stat().st_size
-        if size <= SAMPLE_HEAD_BYTES + SAMPLE_SLICE_BYTES:
+        yield stream.read(head_bytes)
+        if not spread:
             return
         for index in range(1, SAMPLE_SLICES + 1):
-            offset = (
-                SAMPLE_HEAD_BYTES + (size - SAMPLE_HEAD_BYTES - SAMPLE_SLICE_BYTES) * index // SAMPLE_SLICES
-            )
-            stream.seek(offset)
-            data = stream.read(SAMPLE_SLICE_BYTES)
+            stream.seek(head_bytes + (size - head_bytes - slice_bytes) * index // SAMPLE_SLICES)
+            data = stream.read(slice_bytes)
             start = data.find(b"\n") + 1
             end = data.rfind(b"\n") + 1
             if 0 < start < end and b'"' not in data:
                 yield data[start:end]
 
 
-def sample_file(path: Path, names: list[str], head_bytes: int = SAMPLE_HEAD_BYTES) -> dict[str, ColumnSample]:
+def sample_file(path: Path, names: list[str], budget: int = SAMPLE_FILE_BYTES) -> dict[str, ColumnSample]:
     """Types, integer ranges and distinct strings per column, from the head and slices of the file."""
     samples = {name: ColumnSample() for name in names}
-    for index, data in enumerate(_sample_slices(path, head_bytes)):
+    for index, data in enumerate(_sample_slices(path, budget)):
         data = data.removeprefix(BOM) if index == 0 else data
         if index == 0:
             end = _safe_cut(data, len(data))
@@ -441,7 +440,9 @@ def sample_file(path: Path, names: list[str], head_bytes: int = SAMPLE_HEAD_BYTE
             table = pacsv.read_csv(
                 pa.py_buffer(data),
                 read_options=pacsv.ReadOptions(
-                    column_names=None if index == 0 else names, autogenerate_column_names=False
+                    column_names=None if index == 0 else names,
+                    autogenerate_column_names=False,
+                    use_threads=False,
                 ),
                 parse_options=pacsv.ParseOptions(
                     newlines_in_values=True, invalid_row_handler=lambda _row: "skip"
@@ -506,7 +507,7 @@ def plan_dataset(sources: list[Path], settings: Settings) -> tuple[Plan, dict[Pa
     merged: dict[str, ColumnSample] = {}
     # many small files: sample less of each (a later surprise is still caught and promoted)
     share = SAMPLE_BUDGET_BYTES // max(len(sources), 1)
-    head_bytes = max(SAMPLE_MIN_HEAD_BYTES, min(SAMPLE_HEAD_BYTES, share))
+    budget = max(SAMPLE_MIN_FILE_BYTES, min(SAMPLE_FILE_BYTES, share))
     for path in sources:
         try:
             names, renames = read_header(path)
@@ -517,7 +518,7 @@ def plan_dataset(sources: list[Path], settings: Settings) -> tuple[Plan, dict[Pa
             raise
         headers[path] = names
         notes += [f"{path}: {note}" for note in renames]
-        for name, sample in sample_file(path, names, head_bytes).items():
+        for name, sample in sample_file(path, names, budget).items():
             merged.setdefault(name, ColumnSample()).merge(sample)
     available = list(dict.fromkeys(name for names in headers.values() for name in names))
     if not headers:
