@@ -1032,10 +1032,16 @@ def convert_file(
 _DONE = object()
 
 
-def _use_system_allocator() -> None:
-    """Streaming allocates and frees a block's worth of memory over and over: the system allocator
-    returns it to the OS; mimalloc kept ~20% more resident and cost more CPU (measured)."""
-    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ and pa.default_memory_pool().backend_name != "system":
+def _use_lean_allocator() -> None:
+    """Streaming allocates and frees a block's worth of memory over and over, from several threads.
+
+    Measured on a 1.6 GB file (peak RSS, same CPU): mimalloc (Arrow's default) ~450 MB, the system
+    allocator 389 MB, jemalloc 315 MB. Use jemalloc where pyarrow has it, else the system one."""
+    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ or pa.default_memory_pool().backend_name != "mimalloc":
+        return
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except NotImplementedError:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
@@ -1050,7 +1056,7 @@ def _pump(
     """Read blocks here, parse PARSE_THREADS of them at once, and encode row groups in a writer thread.
 
     Results are taken in block order, so the output does not depend on thread timing."""
-    _use_system_allocator()
+    _use_lean_allocator()
     row_groups: queue.Queue[Any] = queue.Queue(maxsize=1)
     failure: list[BaseException] = []
 
@@ -1277,7 +1283,7 @@ def compress_dataset(
 ) -> DatasetReport:
     """Convert every source of a dataset that changed since the last run; see the module docstring."""
     started = time.perf_counter()
-    _use_system_allocator()
+    _use_lean_allocator()
     progress = progress or ProgressHook()
     source, target = Path(source), Path(target)
     report = DatasetReport(name=name, source=str(source), target=str(target), uplink_mbps=uplink_mbps)
