@@ -77,8 +77,9 @@ class DvcRun:
 
     args: tuple[str, ...]
     exit_code: int
-    output: str
+    output: str  # stdout and stderr as they came (forwarded) or stdout then stderr (captured)
     seconds: float
+    stdout: str = ""  # alone, when captured (not forwarded): what `--json` commands print
 
 
 def dvc_executable() -> str:
@@ -121,6 +122,16 @@ def run_dvc(
     masked = sorted((s for s in set(secrets) if len(s) >= 3), key=len, reverse=True)
     started = time.monotonic()
     command = [dvc_executable(), *args]
+    if echo is None:
+        try:
+            done = subprocess.run(command, cwd=root, env=env, capture_output=True, check=False)
+        except OSError as error:
+            raise DataError(f"could not run {command[0]}: {error}", EXIT_CONFIG) from error
+        except KeyboardInterrupt:
+            raise DataError("interrupted: re-run the same command to continue", EXIT_INTERRUPTED) from None
+        stdout = _mask(done.stdout.decode("utf-8", "replace"), masked)
+        output = stdout + _mask(done.stderr.decode("utf-8", "replace"), masked)
+        return DvcRun(tuple(args), done.returncode, output, time.monotonic() - started, stdout)
     try:
         process = subprocess.Popen(
             command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -546,12 +557,7 @@ def cloud_status(
     run = run_dvc(root, args, secrets=[*config.secrets(), *secrets])
     if run.exit_code:
         raise _failure(run, "compare with the remote", chosen)
-    text = run.output.strip()
-    start = text.find("{")
-    try:
-        return json.loads(text[start:]) if start >= 0 else {}
-    except json.JSONDecodeError as error:
-        raise DataError(f"could not read `dvc status --cloud --json`: {text[-500:]}") from error
+    return _json_object(run, "dvc status --cloud --json")
 
 
 def _moved(
@@ -663,9 +669,19 @@ def local_changes(
     run = run_dvc(root, ["status", "--json", *targets], secrets=secrets)
     if run.exit_code:
         raise _failure(run, "check the workspace", None)
-    text = run.output.strip()
-    local = json.loads(text[text.find("{") :]) if "{" in text else {}
+    local = _json_object(run, "dvc status --json")
     return {name: [_describe_change(item) for item in items] for name, items in local.items()}
+
+
+def _json_object(run: DvcRun, what: str) -> dict:
+    text = run.stdout.strip()
+    try:
+        parsed = json.loads(text) if text else {}
+    except json.JSONDecodeError as error:
+        raise DataError(f"could not read the output of `{what}`: {text[-500:]}") from error
+    if not isinstance(parsed, dict):
+        raise DataError(f"unexpected output of `{what}`: {text[-500:]}")
+    return parsed
 
 
 def _describe_change(item: object) -> str:
