@@ -9,6 +9,7 @@ at the end of the session; the stand-in base is kept for the next run.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -150,25 +151,25 @@ def _remove_images(tags: list[str]) -> None:
         subprocess.run(["docker", "rmi", "--force", *tags], capture_output=True, check=False)
 
 
-def _builder_stage_images() -> set[str]:
-    """Untagged builder-stage images the legacy builder leaves (the Dockerfile labels that stage)."""
-    output = subprocess.run(
-        ["docker", "images", "--quiet", "--no-trunc", "--filter", "dangling=true",
-         "--filter", "label=org.labship.stage=builder"],
-        capture_output=True, text=True, check=False,
-    ).stdout  # fmt: skip
-    return set(output.split())
+def legacy_builder_stage_images(build_output: str) -> list[str]:
+    """Ids of the untagged builder-stage images a legacy build kept: the last ` ---> ID` before each
+    later `FROM` step. Only these are removed; other sessions' images are never touched."""
+    stage_ids, last_id = [], ""
+    for line in build_output.splitlines():
+        text = line.split(" | ", 1)[-1]
+        if match := re.match(r"^ ---> ([0-9a-f]{12})$", text):
+            last_id = match[1]
+        elif re.match(r"^Step \d+/\d+ : FROM ", text) and last_id:
+            stage_ids.append(last_id)
+    return stage_ids
 
 
 @pytest.fixture(scope="session")
 def images_to_remove(docker_engine: None) -> Iterator[list[str]]:
-    """Tags the tests create; removed at the end of the session with the builder-stage images
-    that appeared meanwhile (never the stand-in base)."""
+    """Tags and ids of images the tests create; removed at the end of the session (never the base)."""
     tags: list[str] = []
-    existing = _builder_stage_images()
     yield tags
     _remove_images(tags)
-    _remove_images(sorted(_builder_stage_images() - existing))
 
 
 @pytest.fixture(scope="session", params=["uv", "poetry"])
@@ -201,4 +202,5 @@ def built_experiment(
     tags = (f"{repository}:{VARIANT}-latest", f"{repository}:{VARIANT}-{head}{dirty}")
     images_to_remove.extend(tags)
     output = invoke(root, *args, env={"LABSHIP_BUILDER": BUILDERS[manager]}, timeout=1500)
+    images_to_remove.extend(legacy_builder_stage_images(output))
     return BuiltExperiment(manager, root, config, standin_base, BUILDERS[manager], output, tags, registry)
