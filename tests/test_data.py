@@ -245,3 +245,9 @@ def test_compress_run_by_hand_is_recorded_and_push_warns_until_then(experiment: 
     assert data.record_compress(experiment, config.dataset("pems")) == "compress"
     assert "Samples" in (experiment / "dvc.lock").read_text()
     assert data.local_changes(experiment) == {}
+
+
+def test_outside_a_dvc_repository_the_message_says_dvc_init(tmp_path: Path) -> None:
+    with pytest.raises(data.DataError, match=r"not a DVC repository.*dvc init") as raised:
+        data.push(tmp_path, uplink_mbps=24.5)
+    assert raised.value.exit_code == data.EXIT_CONFIG

@@ -268,6 +268,11 @@ def read_remotes(root: Path) -> RemoteConfig:
     """The remotes of `.dvc/config` merged with `.dvc/config.local`; names the file when broken."""
     import configobj  # a DVC dependency: the format of its config files
 
+    if not (root / ".dvc").is_dir():
+        raise DataError(
+            f"{root} is not a DVC repository (no .dvc/ directory): run `dvc init` there and commit .dvc/",
+            EXIT_CONFIG,
+        )
     sections: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
     default = None
     for level, file in enumerate((root / ".dvc" / "config", root / ".dvc" / "config.local")):
