@@ -149,6 +149,7 @@ def measure(engine: str, source: Path, output: Path, columns: list[str] | None) 
     started = time.perf_counter()
     process = psutil.Popen(command)
     peak = 0
+    cpu_seen: dict[int, float] = {}  # pid -> user+system seconds at its last poll
     status = None
     while status is None:
         pid, code, usage = os.wait4(process.pid, os.WNOHANG)
@@ -156,9 +157,12 @@ def measure(engine: str, source: Path, output: Path, columns: list[str] | None) 
             status = (os.waitstatus_to_exitcode(code), usage)
             break
         try:
-            rss = process.memory_info().rss + sum(
-                child.memory_info().rss for child in process.children(recursive=True)
-            )
+            tree = [process, *process.children(recursive=True)]
+            rss = 0
+            for member in tree:
+                rss += member.memory_info().rss
+                times = member.cpu_times()
+                cpu_seen[member.pid] = times.user + times.system
             peak = max(peak, rss)
         except psutil.Error:
             pass
@@ -167,7 +171,9 @@ def measure(engine: str, source: Path, output: Path, columns: list[str] | None) 
     code, usage = status
     if code != 0:
         return {"engine": engine, "error": f"exit status {code}"}
-    cpu = usage.ru_utime + usage.ru_stime  # the engine and the worker processes it waited for
+    # CPU of the engine and every process under it (forkserver workers are not reaped by the engine,
+    # so rusage alone would miss them): the larger of rusage and the polled sum
+    cpu = max(usage.ru_utime + usage.ru_stime, sum(cpu_seen.values()))
     return {
         "engine": engine,
         "wall": wall,

@@ -297,7 +297,7 @@ def clean_names(names: list[str]) -> tuple[list[str], list[str]]:
 
 def read_header(path: Path) -> tuple[list[str], list[str]]:
     """Cleaned column names of a source and notes on renames; raises on an empty file."""
-    for block in read_blocks(path, SAMPLE_HEAD_BYTES):
+    for block in read_blocks(path, 64 << 10):
         names, _ = split_header(block, path)
         if names:
             return clean_names(names)
@@ -508,17 +508,27 @@ def plan_dataset(sources: list[Path], settings: Settings) -> tuple[Plan, dict[Pa
     # many small files: sample less of each (a later surprise is still caught and promoted)
     share = SAMPLE_BUDGET_BYTES // max(len(sources), 1)
     budget = max(SAMPLE_MIN_FILE_BYTES, min(SAMPLE_FILE_BYTES, share))
-    for path in sources:
+
+    def look(path: Path) -> tuple[list[str], list[str], dict[str, ColumnSample]] | CompressError:
         try:
             names, renames = read_header(path)
-        except CompressError:
+        except CompressError as error:
+            return error
+        return names, renames, sample_file(path, names, budget)
+
+    # the parsing releases the GIL: two threads sample two files at once; merged in source order
+    with ThreadPoolExecutor(2, thread_name_prefix="csv-sample") as samplers:
+        looks = list(samplers.map(look, sources))
+    for path, seen in zip(sources, looks, strict=True):
+        if isinstance(seen, CompressError):
             if settings.on_bad_rows == "skip":
                 notes.append(f"{path}: empty file skipped")
                 continue
-            raise
+            raise seen
+        names, renames, samples = seen
         headers[path] = names
         notes += [f"{path}: {note}" for note in renames]
-        for name, sample in sample_file(path, names, budget).items():
+        for name, sample in samples.items():
             merged.setdefault(name, ColumnSample()).merge(sample)
     available = list(dict.fromkeys(name for names in headers.values() for name in names))
     if not headers:
@@ -1421,7 +1431,13 @@ def _job_inline(relative: str, sources, headers, target, plan, settings, progres
 def _run_pool(order, workers, sources, headers, target, plan, settings, progress, record) -> None:
     import multiprocessing
 
-    context = multiprocessing.get_context("spawn")
+    # forkserver: workers fork from a clean server that imported labship (and pyarrow) once, so they
+    # start in milliseconds without inheriting this process's threads; spawn where it is missing
+    try:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["labship.compress"])
+    except ValueError:
+        context = multiprocessing.get_context("spawn")
     progress_queue = context.Queue()
     stop = threading.Event()
 
