@@ -514,7 +514,11 @@ def plan_dataset(sources: list[Path], settings: Settings) -> tuple[Plan, dict[Pa
             names, renames = read_header(path)
         except CompressError as error:
             return error
-        return names, renames, sample_file(path, names, budget)
+        try:
+            samples = sample_file(path, names, budget)
+        except (EOFError, OSError, zlib.error):
+            samples = {}  # a damaged .gz: its conversion stops with the line where it breaks
+        return names, renames, samples
 
     # the parsing releases the GIL: two threads sample two files at once; merged in source order
     with ThreadPoolExecutor(2, thread_name_prefix="csv-sample") as samplers:
