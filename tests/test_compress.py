@@ -344,3 +344,21 @@ def test_timestamp_formats_keep_iso_columns_parsed_too(tmp_path: Path) -> None:
     )
     assert table.column("local").to_pylist() == table.column("iso").to_pylist()
     assert table.column("local")[0].as_py().isoformat() == "2024-01-31T10:00:00"
+
+
+def test_a_widened_column_widens_it_in_every_file_of_the_dataset(tmp_path: Path) -> None:
+    # three files; only the last has text in `code`, far past its sampled head: after the second
+    # round every output has the same (text) type, converted by two worker processes
+    body = b"".join(b"%d,%d\n" % (i, i % 9) for i in range(900_000))
+    for index in range(3):
+        data = b"id,code\n" + body
+        if index == 2:
+            data = data.replace(b"\n800000,8\n", b"\n800000,X8\n")
+        write(tmp_path / "csv", f"f{index}.csv.gz", gzip.compress(data, compresslevel=1))
+    report = compress_dataset("test", tmp_path / "csv", tmp_path / "out", Settings(), jobs=2)
+    assert report.converted == 3 and report.rows == 2_700_000
+    assert any("code" in note for note in report.notes)
+    types = {pq.read_schema(tmp_path / "out" / f"f{index}.parquet").field("code").type for index in range(3)}
+    assert len(types) == 1 and pa.types.is_string(types.pop())
+    assert pq.read_table(tmp_path / "out" / "f2.parquet").column("code")[800_000].as_py() == "X8"
+    assert pq.read_table(tmp_path / "out" / "f0.parquet").column("code")[800_000].as_py() == "8"
