@@ -362,3 +362,13 @@ def test_a_widened_column_widens_it_in_every_file_of_the_dataset(tmp_path: Path)
     assert len(types) == 1 and pa.types.is_string(types.pop())
     assert pq.read_table(tmp_path / "out" / "f2.parquet").column("code")[800_000].as_py() == "X8"
     assert pq.read_table(tmp_path / "out" / "f0.parquet").column("code")[800_000].as_py() == "8"
+
+
+@pytest.mark.parametrize(("codec", "level"), [("snappy", 3), ("none", 1), ("gzip", 99)])
+def test_a_codec_level_that_cannot_work_is_refused_before_writing(
+    tmp_path: Path, codec: str, level: int
+) -> None:
+    write(tmp_path / "csv", "f.csv", b"a\n1\n")
+    with pytest.raises(CompressError, match=rf"codec '{codec}' level {level}: .*leave it unset"):
+        convert(tmp_path / "csv", tmp_path / "out", codec=codec, level=level)
+    assert not (tmp_path / "out").exists()

@@ -1250,6 +1250,18 @@ def _save_manifest(target: Path, manifest: dict[str, Any]) -> None:
     write_json_atomic(target / MANIFEST, manifest)
 
 
+def _check_codec(settings: Settings) -> None:
+    codec = "uncompressed" if settings.codec == "none" else settings.codec
+    try:
+        if settings.level is not None and codec in ("uncompressed", "snappy"):
+            raise ValueError("this codec has no levels")
+        if codec != "uncompressed":
+            pa.Codec(codec, compression_level=settings.level)
+    except (ValueError, OSError, pa.ArrowException) as error:
+        where = f"{settings.origin}: codec {settings.codec!r} level {settings.level}"
+        raise CompressError(f"{where}: {error}; use another level or leave it unset") from None
+
+
 def _is_current(entry: dict[str, Any] | None, stat: os.stat_result, fingerprint: str, target: Path) -> bool:
     return bool(
         entry
@@ -1276,6 +1288,8 @@ def _job(arguments: tuple[Any, ...]) -> tuple[str, Any]:
         return "promote", promotion.changes
     except CompressError as error:
         return "error", str(error)
+    except (pa.ArrowException, OSError) as error:  # e.g. disk full, permissions: name the file
+        return "error", f"{source}: {error}"
 
 
 _worker_progress: Any = None
@@ -1297,6 +1311,7 @@ def compress_dataset(
 ) -> DatasetReport:
     """Convert every source of a dataset that changed since the last run; see the module docstring."""
     started = time.perf_counter()
+    _check_codec(settings)
     _use_lean_allocator()
     progress = progress or ProgressHook()
     source, target = Path(source), Path(target)
@@ -1430,6 +1445,8 @@ def _job_inline(relative: str, sources, headers, target, plan, settings, progres
         return "promote", promotion.changes
     except CompressError as error:
         return "error", str(error)
+    except (pa.ArrowException, OSError) as error:  # e.g. disk full, permissions: name the file
+        return "error", f"{sources[relative]}: {error}"
 
 
 def _run_pool(order, workers, sources, headers, target, plan, settings, progress, record) -> None:
