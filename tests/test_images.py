@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from labship import images
+from labship import images, standin
 from labship.config import ConfigError, load_config
 from tests.conftest import require
 
@@ -165,3 +165,23 @@ def test_unreachable_engine_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     with pytest.raises(images.ImageError, match=r"Docker engine does not answer.*start it"):
         images.check_engine()
+
+
+def test_standin_reads_the_mirror_from_apt_sources(tmp_path: Path) -> None:
+    deb822 = tmp_path / "debian.sources"
+    deb822.write_text("Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\n")
+    one_line = tmp_path / "sources.list"
+    one_line.write_text("# comment\ndeb [arch=amd64] http://other.example/debian bookworm main\n")
+    missing = tmp_path / "absent"
+    assert standin.debian_mirror((missing, deb822, one_line)) == "http://mirror.example/debian"
+    assert standin.debian_mirror((one_line,)) == "http://other.example/debian"
+    assert standin.debian_mirror((missing,)) == standin.FALLBACK_MIRROR
+
+
+def test_standin_tag_follows_the_recipe_and_the_host_ca(tmp_path: Path) -> None:
+    certificate = tmp_path / "proxy.crt"
+    certificate.write_text("one")
+    first = standin.recipe_digest([certificate])
+    assert standin.recipe_digest([certificate]) == first  # stable: the image is reused
+    certificate.write_text("two")
+    assert standin.recipe_digest([certificate]) != first  # a new proxy CA builds a new base
