@@ -55,17 +55,27 @@ def transfer_change(before_bytes: int, after_bytes: int, uplink_mbps: float) -> 
 
 
 def print_table(title: str, headers: list[str], rows: list[list[str]], console: Any = None) -> None:
-    """A rich table on the terminal (numbers right-aligned: every column but the first)."""
+    """A rich table on the terminal (numbers right-aligned: every column but the first).
+
+    On a terminal too narrow for one line per row, the table is turned: one line per header."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
-    for index, header in enumerate(headers):
-        table.add_column(header, justify="left" if index == 0 else "right")
-    for row in rows:
-        table.add_row(*row)
     if console is None:
         console = Console()
         if not console.is_terminal:
             console = Console(width=160)  # logs and pipes: no squeezed columns
+    needed = sum(max(len(header), *(len(row[i]) for row in rows)) + 3 for i, header in enumerate(headers))
+    table = Table(title=title, title_justify="left")
+    if needed <= console.width or not rows:
+        for index, header in enumerate(headers):
+            table.add_column(header, justify="left" if index == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+    else:
+        table.add_column(headers[0])
+        for row in rows:
+            table.add_column(row[0], justify="right")
+        for index, header in enumerate(headers[1:], start=1):
+            table.add_row(header, *(row[index] for row in rows))
     console.print(table)
