@@ -630,10 +630,6 @@ def _output_schema(plan: Plan, columns: list[str]) -> pa.Schema:
     )
 
 
-def _read_types(plan: Plan) -> dict[str, pa.DataType]:
-    return dict(plan.types)
-
-
 class _RejectedRows:
     """Side file of rows set aside by `--on-bad-rows skip`: the header, then each row as read."""
 
@@ -739,7 +735,7 @@ class _Converter:
                 changes = self._inferred_changes(block)
                 if changes:
                     raise Promotion(changes) from error
-        return self._slow_parse(block, message, rejected)
+        return self._slow_parse(block, rejected)
 
     def _inferred_changes(self, block: Block) -> dict[str, pa.DataType]:
         """Inferred columns whose type must widen to hold this block's values."""
@@ -779,7 +775,7 @@ class _Converter:
                 changes[name] = wider
         return changes
 
-    def _slow_parse(self, block: Block, message: str, rejected: list[bytes]) -> pa.Table:
+    def _slow_parse(self, block: Block, rejected: list[bytes]) -> pa.Table:
         """Parse every value as bytes, find the rows that do not fit, then convert the rest."""
         ragged: list[Any] = []
 
@@ -836,7 +832,6 @@ class _Converter:
                     cells = [_csv_bytes(raw.column(name)[index].as_py()) for name in self.names]
                     rejected.append(b",".join(cells))
             converted = {name: pc.filter(values, keep) for name, values in converted.items()}
-        del message
         return pa.table(converted)
 
 
