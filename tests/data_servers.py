@@ -25,7 +25,9 @@ from pathlib import Path
 from labship.sample import write_traffic_csv
 
 REPO = Path(__file__).resolve().parent.parent
-TEMPLATE_DVC_YAML = REPO / "template" / "dvc.yaml"
+TEMPLATE = REPO / "template"
+# compress's own bookkeeping, which the template's .dvcignore keeps out of the tracked data
+DVC_IGNORED = {".labship-manifest.json"}
 VENV_BIN = Path(sys.executable).parent
 SSHD = Path("/usr/sbin/sshd")
 
@@ -50,16 +52,6 @@ path = "notebooks/traffic.ipynb"
 image = "notebook"
 data = ["data/processed/pems"]
 """
-
-# Until `invoke compress` exists (issue 3) the stage runs this stand-in: same deps, params, outs.
-STANDIN_COMPRESS = """\
-import pathlib, pyarrow.csv as csv, pyarrow.parquet as parquet
-out = pathlib.Path("data/processed/pems")
-out.mkdir(parents=True, exist_ok=True)
-for source in sorted(pathlib.Path("data/raw/pems").glob("*.csv")):
-    parquet.write_table(csv.read_csv(source), out / (source.stem + ".parquet"), compression="zstd")
-"""
-
 
 EMPTY_AWS_FILE = Path(tempfile.gettempdir()) / "labship-tests-empty-aws-config"
 EMPTY_AWS_FILE.touch()
@@ -100,12 +92,6 @@ def invoke(
     return result
 
 
-def compress_available() -> bool:
-    from labship import tasks
-
-    return "not_yet(3)" not in Path(tasks.__file__).read_text(encoding="utf-8").split("def build")[0]
-
-
 def make_experiment(root: Path, remote_url: str, *, files: int = 6, rows: int = 400) -> Path:
     """A committed experiment repository with sample raw CSV tracked and the compress stage run."""
     root.mkdir(parents=True)
@@ -113,11 +99,8 @@ def make_experiment(root: Path, remote_url: str, *, files: int = 6, rows: int = 
     (root / "tasks.py").write_text(
         "from labship.tasks import namespace\n\nns = namespace()\n", encoding="utf-8"
     )
-    dvc_yaml = TEMPLATE_DVC_YAML.read_text(encoding="utf-8")
-    if not compress_available():
-        (root / "standin_compress.py").write_text(STANDIN_COMPRESS, encoding="utf-8")
-        dvc_yaml = dvc_yaml.replace("invoke compress --dataset pems", f"{sys.executable} standin_compress.py")
-    (root / "dvc.yaml").write_text(dvc_yaml, encoding="utf-8")
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copyfile(TEMPLATE / name, root / name)
     write_traffic_csv(root / "data" / "raw" / "pems", files=files, rows_per_file=rows)
     run(root, "git", "init", "-q", "-b", "main")
     dvc = str(VENV_BIN / "dvc")
@@ -132,11 +115,11 @@ def make_experiment(root: Path, remote_url: str, *, files: int = 6, rows: int = 
 
 
 def tree_digest(directory: Path) -> dict[str, str]:
-    """Relative path -> sha256 of every file under `directory`."""
+    """Relative path -> sha256 of every file under `directory` that DVC tracks (see .dvcignore)."""
     return {
         path.relative_to(directory).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(directory.rglob("*"))
-        if path.is_file()
+        if path.is_file() and path.name not in DVC_IGNORED
     }
 
 
