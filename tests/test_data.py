@@ -227,24 +227,33 @@ def test_progress_bars_are_forwarded_when_asked(experiment: Path) -> None:
     assert "Pushing" in shown.getvalue() and "\r" in shown.getvalue()
 
 
-def test_compress_run_by_hand_is_recorded_and_push_warns_until_then(experiment: Path) -> None:
+def test_compress_run_by_hand_is_recorded_in_dvc_lock(experiment: Path) -> None:
     pyproject = experiment / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('"Lane 1 Flow"]', '"Lane 1 Flow", "Samples"]'))
     config = load_config(experiment)
+    assert data.stage_for_output(experiment, config.dataset("pems").target) == "compress"
     # what a user does: run the stage's command directly instead of `dvc repro`
     command = run(experiment, "dvc", "stage", "list", "--name-only").stdout.split()
     assert command == ["compress"]
     stage_cmd = (experiment / "dvc.yaml").read_text().split("cmd: ", 1)[1].splitlines()[0]
-    run(experiment, "sh", "-c", stage_cmd)
+    ran = run(experiment, "sh", "-c", stage_cmd)
+    assert "recorded data for stage 'compress' in dvc.lock" in ran.stdout
 
+    assert "Samples" in (experiment / "dvc.lock").read_text()
+    assert data.local_changes(experiment) == {}
+    shown = io.StringIO()
+    data.push(experiment, uplink_mbps=24.5, echo=shown)
+    assert "warning" not in shown.getvalue()
+
+
+def test_output_made_with_overrides_is_not_recorded_and_push_warns(experiment: Path) -> None:
+    lock = (experiment / "dvc.lock").read_text()
+    ran = run(experiment, "invoke", "compress", "--dataset", "pems", "--drop", "Samples")
+    assert "recorded" not in ran.stdout
+    assert (experiment / "dvc.lock").read_text() == lock
     shown = io.StringIO()
     data.push(experiment, uplink_mbps=24.5, echo=shown)
     assert "warning: the workspace differs" in shown.getvalue() and "compress" in shown.getvalue()
-
-    assert data.stage_for_output(experiment, config.dataset("pems").target) == "compress"
-    assert data.record_compress(experiment, config.dataset("pems")) == "compress"
-    assert "Samples" in (experiment / "dvc.lock").read_text()
-    assert data.local_changes(experiment) == {}
 
 
 def test_outside_a_dvc_repository_the_message_says_dvc_init(tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ def compress(  # type: ignore[no-untyped-def]
             on_bad_rows=on_bad_rows,
             partition_by=names(partition_by),
         )
-        engine.run(
+        reports = engine.run(
             dataset=dataset,
             source=Path(source) if source else None,
             target=Path(target) if target else None,
@@ -91,6 +91,21 @@ def compress(  # type: ignore[no-untyped-def]
             report_path=Path(report) if report else None,
             jobs=int(jobs) if jobs is not None else None,
         )
+    if source is None and overrides == engine.Overrides():
+        record_lineage([report.name for report in reports])
+
+
+def record_lineage(dataset_names: list[str]) -> None:
+    """Record a hand-run compress in dvc.lock, as `dvc repro` would (only with the settings of
+    pyproject.toml: output made with command-line overrides is not what the stage declares)."""
+    from labship import data
+    from labship.config import load_config
+
+    with data_errors():
+        config = load_config()
+        for name in dataset_names:
+            if stage := data.record_compress(config.root, config.dataset(name)):
+                print(f"recorded data for stage {stage!r} in dvc.lock (commit it with git)")
 
 
 # --- images (issue 4) ---------------------------------------------------------------------------
