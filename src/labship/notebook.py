@@ -244,7 +244,7 @@ def wait_until_ready(
         time.sleep(0.2)
     raise NotebookError(
         f"Jupyter did not answer on {launch.base_url}/api/status within {timeout:.0f} s: "
-        f"see `invoke notebook {launch.notebook} --logs`"
+        f"see `invoke notebook --name {launch.notebook} --logs`"
     )
 
 
@@ -272,8 +272,8 @@ def start_notebook(
         images.build_images(config, variant=notebook.image, base_image=base_image, log=log)
     if container_state(config, notebook.name) == "running":
         raise NotebookError(
-            f"notebook {notebook.name!r} is already running: `invoke notebook {notebook.name} --status` "
-            f"shows its URL, `--stop` stops it"
+            f"notebook {notebook.name!r} is already running: "
+            f"`invoke notebook --name {notebook.name} --status` shows its URL, `--stop` stops it"
         )
     launch = Launch(
         notebook.name, compose_project(config, notebook.name), image, free_port(), secrets.token_hex(24)
@@ -326,7 +326,8 @@ def notebook_status(config: LabshipConfig, name: str | None = None) -> str:
     state = container_state(config, notebook.name)
     launch = read_launch(config, notebook.name)
     if not state:
-        return f"notebook {notebook.name!r}: not running (start it with `invoke notebook {notebook.name}`)"
+        hint = f"start it with `invoke notebook --name {notebook.name}`"
+        return f"notebook {notebook.name!r}: not running ({hint})"
     line = f"notebook {notebook.name!r}: {state}"
     if launch and state == "running":
         line += f", image {launch.image}, {launch.url(notebook.path)}"

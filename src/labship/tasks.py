@@ -144,7 +144,7 @@ def build(c, variant=None, base_image=None, push=False, no_cache=False):  # type
     }
 )
 def notebook(  # type: ignore[no-untyped-def]
-    c, name=None, stop=False, logs=False, status=False, detach=False, base_image=None, timeout=120.0
+    c, name=None, stop=False, logs=False, status=False, detach=False, base_image=None, timeout=120
 ):
     """Start Jupyter for a notebook (src/, notebooks/ mounted; its data read-only) and print the URL."""
     from labship import images
