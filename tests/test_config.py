@@ -60,13 +60,29 @@ def test_good_config_loads_from_a_subdirectory(tmp_path: Path) -> None:
     ("replace", "by", "expected"),
     [
         ("uplink-mbps = 10", "uplink-mbps = -1", "[tool.labship] uplink-mbps: must be a positive"),
-        ('columns = ["Timestamp", "Station"]', 'columns = "Station"', "datasets.pems] columns: must be a list"),
+        (
+            'columns = ["Timestamp", "Station"]',
+            'columns = "Station"',
+            "datasets.pems] columns: must be a list",
+        ),
         ('source = "data/raw/pems"\n', "", "datasets.pems] source: is required"),
-        ('image = "models"', 'image = "gpu"', "notebooks.traffic] image: names no image variant; declared: notebook, models"),
+        (
+            'image = "models"',
+            'image = "gpu"',
+            "notebooks.traffic] image: names no image variant; declared: notebook, models",
+        ),
         ('groups = ["notebook"]', "groups = []", "images.notebook] groups: list the dependency groups"),
         ('default-notebook = "traffic"', 'default-notebook = "other"', "default-notebook: names no notebook"),
-        ("[tool.labship.images.models]", "[tool.labship.images.Models]", "the name 'Models' must be lower-case"),
-        ('types = { Station = "int32" }', 'types = { Station = "int32" }\ndrop = ["x"]', "set either `columns`"),
+        (
+            "[tool.labship.images.models]",
+            "[tool.labship.images.Models]",
+            "the name 'Models' must be lower-case",
+        ),
+        (
+            'types = { Station = "int32" }',
+            'types = { Station = "int32" }\ndrop = ["x"]',
+            "set either `columns`",
+        ),
     ],
 )
 def test_bad_settings_name_the_file_and_key(tmp_path: Path, replace: str, by: str, expected: str) -> None:

@@ -89,7 +89,13 @@ def test_dockerignore_is_an_allow_list(rendered: Path) -> None:
         if line.strip() and not line.startswith("#")
     ]
     assert rules[0] == "*"
-    assert set(rules[1:]) == {"!pyproject.toml", "!uv.lock", "!poetry.lock", "!Dockerfile", "!.labship/ca/*.crt"}
+    assert set(rules[1:]) == {
+        "!pyproject.toml",
+        "!uv.lock",
+        "!poetry.lock",
+        "!Dockerfile",
+        "!.labship/ca/*.crt",
+    }
 
 
 def compose_config(directory: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -140,8 +140,7 @@ def load_config(root: Path | None = None) -> LabshipConfig:
     project_name = str(document.get("project", {}).get("name") or root.name)
 
     datasets = {
-        name: _dataset(reader.sub("datasets", name), name, root)
-        for name in reader.table_names("datasets")
+        name: _dataset(reader.sub("datasets", name), name, root) for name in reader.table_names("datasets")
     }
     images = {name: _image(reader.sub("images", name), name) for name in reader.table_names("images")}
     if not images:

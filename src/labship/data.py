@@ -798,9 +798,14 @@ def record_compress(root: Path, dataset: Dataset) -> str | None:
     return stage
 
 
+def missing_data(config: LabshipConfig, notebook: Notebook) -> list[Path]:
+    """The notebook's declared data paths that are absent, or empty directories, on this machine."""
+    return [path for path in notebook.data if _absent(config.root / path)]
+
+
 def ensure_data(config: LabshipConfig, notebook: Notebook, *, echo: TextIO | None = None) -> Transfer | None:
     """Pull the notebook's declared data paths that are missing or empty; None when all are there."""
-    missing = [path.as_posix() for path in notebook.data if _absent(config.root / path)]
+    missing = [path.as_posix() for path in missing_data(config, notebook)]
     if not missing:
         return None
     return pull(config.root, targets=missing, uplink_mbps=config.uplink_mbps, echo=echo)

@@ -19,6 +19,7 @@ import re
 import secrets
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from labship import images
+from labship import data, images
 from labship.config import LabshipConfig, Notebook
 
 CONTAINER_PROJECT = "/home/jovyan/project"
@@ -75,32 +76,22 @@ def override_file(config: LabshipConfig, notebook: str) -> Path:
     return config.root / images.STATE_DIR / f"notebook-{notebook}.compose.yaml"
 
 
-def missing_data(config: LabshipConfig, notebook: Notebook) -> list[Path]:
-    """The notebook's declared data directories that are absent or empty on this machine."""
-    return [
-        path
-        for path in notebook.data
-        if not (config.root / path).exists()
-        or ((config.root / path).is_dir() and not any((config.root / path).iterdir()))
-    ]
-
-
 def ensure_data(config: LabshipConfig, notebook: Notebook, log: Log = print) -> None:
-    """Make sure the notebook's data is present before it is mounted.
-
-    Seam for the data issue: today it stops with the `invoke data.pull` command to run; it can pull
-    the missing paths itself (labship.data.pull) once that lands, keeping this signature.
-    """
-    missing = missing_data(config, notebook)
+    """Pull the notebook's missing data with DVC before it is mounted; stop with what to run if that fails."""
+    missing = data.missing_data(config, notebook)
     if not missing:
         return
-    targets = " ".join(f"--target {path.as_posix()}" for path in missing)
     names = ", ".join(path.as_posix() for path in missing)
-    raise NotebookError(
-        f"notebook {notebook.name!r} reads {names} ([tool.labship.notebooks.{notebook.name}] data in "
-        f"{config.pyproject}), which is missing here: run `invoke data.pull {targets}` to download it, "
-        "or `invoke compress` to make it from the raw CSV"
-    )
+    targets = " ".join(f"--target {path.as_posix()}" for path in missing)
+    log(f"notebook {notebook.name!r} reads {names}, missing here: pulling it with DVC")
+    try:
+        data.ensure_data(config, notebook, echo=sys.stderr)
+    except data.DataError as error:
+        raise NotebookError(
+            f"notebook {notebook.name!r} reads {names} ([tool.labship.notebooks.{notebook.name}] data in "
+            f"{config.pyproject}), which is missing here and could not be pulled: {error}. Fix that, then "
+            f"run `invoke data.pull {targets}`, or `invoke compress` to make it from the raw CSV"
+        ) from error
 
 
 def free_port(preferred: int = PREFERRED_PORT) -> int:

@@ -6,9 +6,8 @@ into a clear message and a non-zero exit. Logic belongs in the modules, not here
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from invoke import Collection, Exit, task
 
@@ -22,13 +21,6 @@ def user_errors(*kinds: type[Exception]) -> Iterator[None]:
         yield
     except (ConfigError, *kinds) as error:
         raise Exit(f"error: {error}", code=1) from error
-
-
-def not_yet(issue: int) -> Callable[..., Any]:
-    def fail(*_args: Any, **_kwargs: Any) -> None:
-        raise Exit(f"error: not implemented yet (issue #{issue})", code=2)
-
-    return fail
 
 
 # --- compress (issue 3) -------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -185,17 +186,24 @@ def test_ctrl_c_leaves_no_container(built_experiment: BuiltExperiment) -> None:
     assert compose_containers(project) == []
 
 
-def test_missing_data_names_the_pull_command(built_experiment: BuiltExperiment, tmp_path: Path) -> None:
+def test_missing_data_is_pulled_before_the_server_starts(
+    built_experiment: BuiltExperiment, tmp_path: Path
+) -> None:
     root = built_experiment.root
     data = root / "data" / "processed" / "pems"
     aside = tmp_path / "pems"
     data.rename(aside)
+    project = compose_project(built_experiment.config, "traffic")
     try:
         result = subprocess.run(
             [sys.executable, "-m", "invoke", "notebook", "--detach"], cwd=root, capture_output=True, text=True
         )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "missing here: pulling it with DVC" in result.stdout + result.stderr
+        pulled = {path.name: path.read_bytes() for path in data.glob("*.parquet")}
+        assert pulled and pulled == {path.name: path.read_bytes() for path in aside.glob("*.parquet")}
     finally:
+        subprocess.run([sys.executable, "-m", "invoke", "notebook", "--stop"], cwd=root, capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
         aside.rename(data)
-    assert result.returncode == 1
-    assert "invoke data.pull --target data/processed/pems" in result.stderr + result.stdout
-    assert compose_containers(compose_project(built_experiment.config, "traffic")) == []
+    assert compose_containers(project) == []
