@@ -605,26 +605,15 @@ def push(
 
     Warns (on `echo`) when the workspace differs from dvc.lock / *.dvc: only recorded data is pushed.
     """
-    config = read_remotes(root)
-    chosen = config.pick(remote)
-    started = time.monotonic()
     if echo is not None:
-        unrecorded = local_changes(root, targets, config.secrets())
+        unrecorded = local_changes(root, targets, read_remotes(root).secrets())
         if unrecorded:
             echo.write(
                 "warning: the workspace differs from what dvc.lock / *.dvc record, so the recorded version "
                 f"is pushed, not this one: {', '.join(sorted(unrecorded))}. Run `dvc repro` (or `dvc add` / "
                 "`dvc commit`), commit dvc.lock and *.dvc, then push again.\n"
             )
-    if echo is not None:
-        echo.write(f"comparing the local cache with remote {chosen.describe()}...\n")
-    pending = cloud_status(root, targets, chosen.name)
-    to_send = [path for path, state in pending.items() if state == "new"]
-    args = ["push", "--remote", chosen.name, *(["--jobs", str(jobs)] if jobs else []), *targets]
-    run = run_dvc(root, args, echo=echo, secrets=config.secrets(), progress=progress)
-    if run.exit_code:
-        raise _failure(run, "push", chosen)
-    return _moved(root, to_send, "pushed", chosen, time.monotonic() - started, uplink_mbps)
+    return _transfer("push", root, targets, remote, jobs, uplink_mbps, echo, progress)
 
 
 def pull(
@@ -638,18 +627,37 @@ def pull(
     progress: bool | None = None,
 ) -> Transfer:
     """Download what the cache lacks and check it out; a re-run after an interruption completes it."""
+    return _transfer("pull", root, targets, remote, jobs, uplink_mbps, echo, progress)
+
+
+# `dvc status --cloud` state of the objects each direction moves, and the verb of the summary
+_DIRECTIONS = {"push": ("new", "pushed"), "pull": ("deleted", "fetched")}
+
+
+def _transfer(
+    action: str,
+    root: Path,
+    targets: Sequence[str],
+    remote: str | None,
+    jobs: int | None,
+    uplink_mbps: float,
+    echo: TextIO | None,
+    progress: bool | None,
+) -> Transfer:
+    """`dvc push` or `dvc pull`, measuring beforehand what will move so the summary can say it."""
     config = read_remotes(root)
     chosen = config.pick(remote)
+    state, verb = _DIRECTIONS[action]
     started = time.monotonic()
     if echo is not None:
         echo.write(f"comparing the local cache with remote {chosen.describe()}...\n")
     pending = cloud_status(root, targets, chosen.name)
-    to_fetch = [path for path, state in pending.items() if state == "deleted"]
-    args = ["pull", "--remote", chosen.name, *(["--jobs", str(jobs)] if jobs else []), *targets]
+    moving = [path for path, found in pending.items() if found == state]
+    args = [action, "--remote", chosen.name, *(["--jobs", str(jobs)] if jobs else []), *targets]
     run = run_dvc(root, args, echo=echo, secrets=config.secrets(), progress=progress)
     if run.exit_code:
-        raise _failure(run, "pull", chosen)
-    return _moved(root, to_fetch, "fetched", chosen, time.monotonic() - started, uplink_mbps)
+        raise _failure(run, action, chosen)
+    return _moved(root, moving, verb, chosen, time.monotonic() - started, uplink_mbps)
 
 
 def status(root: Path, *, targets: Sequence[str] = (), remote: str | None = None) -> SyncStatus:

@@ -178,6 +178,27 @@ def data_errors() -> Iterator[None]:
         raise Exit(f"error: {error}", code=error.exit_code) from error
 
 
+def transfer(action: str, targets: list[str] | None, remote: str | None, jobs: int) -> None:
+    """data.push / data.pull: move the data with the experiment's uplink, then print the summary."""
+    import sys
+
+    from labship import data
+    from labship.config import load_config
+
+    move = data.push if action == "push" else data.pull
+    with data_errors():
+        config = load_config()
+        moved = move(
+            config.root,
+            targets=targets or (),
+            remote=remote,
+            jobs=jobs or None,
+            uplink_mbps=config.uplink_mbps,
+            echo=sys.stderr,
+        )
+    print(moved.summary())
+
+
 @task(
     help={
         "target": "a DVC-tracked path or .dvc file to push (repeatable; default: everything)",
@@ -191,22 +212,7 @@ def push(c, target=None, remote=None, jobs=0):  # type: ignore[no-untyped-def]
 
     Re-running after a failure sends only what is still missing. Exit codes: see `data.status`.
     """
-    import sys
-
-    from labship import data
-    from labship.config import load_config
-
-    with data_errors():
-        config = load_config()
-        moved = data.push(
-            config.root,
-            targets=target or (),
-            remote=remote,
-            jobs=jobs or None,
-            uplink_mbps=config.uplink_mbps,
-            echo=sys.stderr,
-        )
-    print(moved.summary())
+    transfer("push", target, remote, jobs)
 
 
 @task(
@@ -223,22 +229,7 @@ def pull(c, target=None, remote=None, jobs=0):  # type: ignore[no-untyped-def]
 
     Exit codes: see `data.status`.
     """
-    import sys
-
-    from labship import data
-    from labship.config import load_config
-
-    with data_errors():
-        config = load_config()
-        moved = data.pull(
-            config.root,
-            targets=target or (),
-            remote=remote,
-            jobs=jobs or None,
-            uplink_mbps=config.uplink_mbps,
-            echo=sys.stderr,
-        )
-    print(moved.summary())
+    transfer("pull", target, remote, jobs)
 
 
 @task(
