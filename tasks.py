@@ -6,6 +6,7 @@ venv, with `invoke --list`.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,16 @@ def lint(c: Context) -> None:
 
 def banner(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
+
+
+def tracked_files(directory: Path) -> dict[str, str]:
+    """Relative path -> sha256 of the data files under `directory` (hidden bookkeeping files, which
+    .dvcignore keeps out of DVC, are left out)."""
+    return {
+        path.relative_to(directory).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and not path.name.startswith(".")
+    }
 
 
 def docker_answers() -> bool:
@@ -131,10 +142,8 @@ def demo(c: Context, dest: str = "demo", fresh: bool = False, docker: bool = Tru
     with c.cd(str(clone)):
         c.run("invoke data.pull", pty=PTY, env=env)
     for relative in ("data/processed/pems", "data/raw/pems"):
-        ours = sorted((project / relative).rglob("*.*"))
-        theirs = sorted((clone / relative).rglob("*.*"))
-        same = [a.read_bytes() == b.read_bytes() for a, b in zip(ours, theirs, strict=False)]
-        if len(ours) != len(theirs) or not all(same):
+        ours, theirs = tracked_files(project / relative), tracked_files(clone / relative)
+        if not ours or ours != theirs:
             raise Exit(f"demo: {relative} differs between {project} and its clone", code=1)
         print(f"{relative}: {len(ours)} files, identical in the clone")
 
