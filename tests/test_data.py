@@ -13,23 +13,10 @@ import pytest
 from labship import data
 from labship.config import load_config
 from labship.sample import write_traffic_csv
-from tests.data_servers import data_files, invoke, make_experiment, remote_objects, run, tree_digest
+from tests.data_servers import data_files, invoke, remote_objects, run, tree_digest
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
-
-
-@pytest.fixture(scope="module")
-def committed_experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built once: its remote is `../remote`, so each copy (and clone) uses the remote next to it."""
-    return make_experiment(tmp_path_factory.mktemp("data") / "exp", "../remote")
-
-
-@pytest.fixture
-def experiment(committed_experiment: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "exp"
-    shutil.copytree(committed_experiment, copy, symlinks=True)
-    return copy
 
 
 def object_bytes(remote: Path, objects: set[str]) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -26,7 +25,6 @@ from tests.data_servers import (
     env,
     invoke,
     kill_hard,
-    make_experiment,
     make_sshd,
     remote_objects,
     run,
@@ -41,18 +39,6 @@ KEY_ID = "AKIAMOTOTESTKEY00001"
 DATA = ("data/processed/pems", "data/raw/pems")
 # botocore retries a dead endpoint for ~20 s by default; the outcome is the same with fewer retries
 FEW_RETRIES = {"AWS_MAX_ATTEMPTS": "2"}
-
-
-@pytest.fixture(scope="module")
-def committed_experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_experiment(tmp_path_factory.mktemp("remotes") / "exp", "../remote")
-
-
-@pytest.fixture
-def experiment(committed_experiment: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "exp"
-    shutil.copytree(committed_experiment, copy, symlinks=True)
-    return copy
 
 
 @pytest.fixture(scope="module")
