@@ -60,7 +60,6 @@ PARSE_THREADS = 2  # blocks parsed at once (each single-threaded); the writer th
 SAMPLE_FILE_BYTES = 4 << 20
 SAMPLE_MIN_FILE_BYTES = 128 << 10
 SAMPLE_BUDGET_BYTES = 32 << 20
-SAMPLE_HEAD_BYTES = 2 << 20  # also the first read of the header
 SAMPLE_SLICES = 8
 DICTIONARY_MAX_DISTINCT = 1000
 BOM = b"\xef\xbb\xbf"

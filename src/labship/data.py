@@ -41,8 +41,6 @@ EXIT_INTERRUPTED = 130
 SECRET_OPTIONS = frozenset(
     {"access_key_id", "secret_access_key", "session_token", "password", "passphrase", "key", "token"}
 )
-# Options that are per-user (not secret) and so also belong to .dvc/config.local.
-PER_USER_OPTIONS = frozenset({"profile", "keyfile", "credentialpath"})
 MASK = "****"
 
 _UNREACHABLE = re.compile(
