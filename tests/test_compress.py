@@ -306,7 +306,7 @@ def test_invoke_compress_errors_exit_nonzero_with_the_message(tmp_path: Path) ->
     assert "unknown column(s) 'Nope'" in result.stderr and "available columns: Timestamp" in result.stderr
     assert "Traceback" not in result.stderr
     result = invoke(root, "--dataset", "other")
-    assert result.returncode == 1 and "no [tool.labship.datasets.other]" in result.stderr
+    assert result.returncode == 2 and "no [tool.labship.datasets.other]" in result.stderr
     write(root / "adhoc", "x.csv", b"a,b\n1,2\n1,2,3\n")
     result = invoke(root, "--source", "adhoc", "--target", "adhoc-out")
     assert result.returncode == 1 and "x.csv: line 3" in result.stderr

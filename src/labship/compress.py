@@ -44,6 +44,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from labship.errors import LabshipError
+
 MANIFEST = ".labship-manifest.json"
 REJECTED_DIR = "_rejected"
 MANIFEST_VERSION = 1
@@ -79,7 +81,7 @@ TYPE_ALIASES = {
 }
 
 
-class CompressError(Exception):
+class CompressError(LabshipError):
     """A source cannot be converted; the message names the file, the line and what to do."""
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labship.errors import EXIT_CONFIG, LabshipError
+
 PYPROJECT = "pyproject.toml"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 CODECS = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
@@ -20,8 +22,10 @@ PACKAGE_MANAGERS = ("uv", "poetry")
 DEFAULT_UPLINK_MBPS = 24.5
 
 
-class ConfigError(Exception):
+class ConfigError(LabshipError):
     """A `[tool.labship]` setting is missing or wrong; the message names the file and key."""
+
+    exit_code = EXIT_CONFIG
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit, urlunsplit
 
+from labship._fs import SECRET_MODE, atomic_file
 from labship.config import Dataset, LabshipConfig, Notebook
+from labship.errors import LabshipError
 from labship.report import format_bytes, format_duration, transfer_seconds
 
 # Exit codes of the data tasks (documented in their --help).
@@ -60,12 +62,11 @@ _MISSING = re.compile(
 )
 
 
-class DataError(Exception):
+class DataError(LabshipError):
     """A DVC operation failed; the message names the remote and the next step."""
 
     def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+        super().__init__(message, exit_code=exit_code)
 
 
 # --- running dvc ---------------------------------------------------------------------------------
@@ -407,11 +408,8 @@ def _write_local_options(root: Path, name: str, options: dict[str, str]) -> None
     if section not in parsed:
         parsed[section] = {}
     parsed[section].update(options)
-    temporary = file.with_name(f".{file.name}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
+    with atomic_file(file, mode=SECRET_MODE) as handle:
         parsed.write(handle)
-    os.replace(temporary, file)
 
 
 def show_remotes(root: Path) -> str:

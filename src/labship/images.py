@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from labship.config import ConfigError, ImageVariant, LabshipConfig
+from labship.errors import LabshipError
 from labship.report import format_bytes, format_duration
 
 LOCK_FILES = {"uv": "uv.lock", "poetry": "poetry.lock"}
@@ -37,7 +38,7 @@ LABEL_PREFIX = "org.opencontainers.image"
 Log = Callable[[str], None]
 
 
-class ImageError(Exception):
+class ImageError(LabshipError):
     """A build or push failed, or a prerequisite is missing; the message says what to do."""
 
 

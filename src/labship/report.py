@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from labship._fs import write_atomic
 
 BITS_PER_BYTE = 8
 
@@ -38,14 +38,9 @@ def format_duration(seconds: float) -> str:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write `payload` as indented JSON to `path` via a temporary file and a rename."""
+    """Write `payload` as indented JSON to `path` atomically (mode follows the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    ) as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(handle.name, path)
+    write_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 def transfer_change(before_bytes: int, after_bytes: int, uplink_mbps: float) -> str:

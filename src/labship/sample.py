@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import random
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from labship._fs import write_atomic
 
 LANES = 8
 LANE_MEASURES = ("Samples", "Flow", "Avg Occ", "Avg Speed", "Observed")
@@ -167,23 +167,9 @@ def write_traffic_csv(
         for row_index in range(rows_per_file):
             moment = day + INTERVAL * (row_index // len(stations))
             lines.append(_csv_line(_row(file_rng, stations[row_index % len(stations)], moment)))
-        _write_atomic(path, "".join(lines))
+        write_atomic(path, "".join(lines))
         paths.append(path)
     return paths
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile(
-        "w",
-        encoding="utf-8",
-        newline="",
-        dir=path.parent,
-        prefix=f".{path.name}.",
-        suffix=".tmp",
-        delete=False,
-    ) as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from labship.errors import LabshipError
+
 REPOSITORY = "labship/standin-base"
 SUITE = "bookworm"
 DEBIAN_PACKAGES = ("python3", "python3-venv", "ca-certificates", "tini")
@@ -108,7 +110,7 @@ SHIM_FILES = {
 }
 
 
-class StandinError(Exception):
+class StandinError(LabshipError):
     """Building the stand-in base failed; the message says which step and what to do."""
 
 

@@ -11,16 +11,16 @@ from contextlib import contextmanager
 
 from invoke import Collection, Exit, task
 
-from labship.config import ConfigError
+from labship.errors import LabshipError
 
 
 @contextmanager
-def user_errors(*kinds: type[Exception]) -> Iterator[None]:
-    """Turn expected errors into `Exit` with the message only (no traceback) and status 1."""
+def user_errors() -> Iterator[None]:
+    """The one place a `LabshipError` becomes `Exit`: its message (no traceback), its exit code."""
     try:
         yield
-    except (ConfigError, *kinds) as error:
-        raise Exit(f"error: {error}", code=1) from error
+    except LabshipError as error:
+        raise Exit(f"error: {error}", code=error.exit_code) from error
 
 
 # --- compress (issue 3) -------------------------------------------------------------------------
@@ -62,7 +62,7 @@ def compress(  # type: ignore[no-untyped-def]
     def names(text: str | None) -> tuple[str, ...]:
         return tuple(item.strip() for item in (text or "").split(",") if item.strip())
 
-    with user_errors(engine.CompressError):
+    with user_errors():
         if codec is not None and codec not in CODECS:
             raise engine.CompressError(f"--codec {codec}: use one of {', '.join(CODECS)}")
         if on_bad_rows is not None and on_bad_rows not in ("error", "skip"):
@@ -93,7 +93,7 @@ def record_lineage(dataset_names: list[str]) -> None:
     from labship import data
     from labship.config import load_config
 
-    with data_errors():
+    with user_errors():
         config = load_config()
         for name in dataset_names:
             if stage := data.record_compress(config.root, config.dataset(name)):
@@ -115,7 +115,7 @@ def build(c, variant=None, base_image=None, push=False, no_cache=False):  # type
     from labship import images
     from labship.config import load_config
 
-    with user_errors(images.ImageError):
+    with user_errors():
         config = load_config()
         results = images.build_images(
             config, variant=variant, base_image=base_image, push=push, no_cache=no_cache
@@ -139,11 +139,10 @@ def notebook(  # type: ignore[no-untyped-def]
     c, name=None, stop=False, logs=False, status=False, detach=False, base_image=None, timeout=120
 ):
     """Start Jupyter for a notebook (src/, notebooks/ mounted; its data read-only) and print the URL."""
-    from labship import images
     from labship import notebook as server
     from labship.config import load_config
 
-    with user_errors(server.NotebookError, images.ImageError):
+    with user_errors():
         config = load_config()
         if stop:
             server.stop_notebook(config, name)
@@ -165,19 +164,6 @@ def notebook(  # type: ignore[no-untyped-def]
 
 
 # --- data (issue 5) -----------------------------------------------------------------------------
-@contextmanager
-def data_errors() -> Iterator[None]:
-    """Like `user_errors`, keeping the exit code a `DataError` carries (see labship.data.EXIT_*)."""
-    from labship.data import DataError
-
-    try:
-        yield
-    except ConfigError as error:
-        raise Exit(f"error: {error}", code=2) from error
-    except DataError as error:
-        raise Exit(f"error: {error}", code=error.exit_code) from error
-
-
 def transfer(action: str, targets: list[str] | None, remote: str | None, jobs: int) -> None:
     """data.push / data.pull: move the data with the experiment's uplink, then print the summary."""
     import sys
@@ -186,7 +172,7 @@ def transfer(action: str, targets: list[str] | None, remote: str | None, jobs: i
     from labship.config import load_config
 
     move = data.push if action == "push" else data.pull
-    with data_errors():
+    with user_errors():
         config = load_config()
         moved = move(
             config.root,
@@ -248,7 +234,7 @@ def status(c, target=None, remote=None):  # type: ignore[no-untyped-def]
     from labship import data
     from labship.config import load_config
 
-    with data_errors():
+    with user_errors():
         config = load_config()
         state = data.status(config.root, targets=target or (), remote=remote)
     print(state.summary())
@@ -291,7 +277,7 @@ def remote(  # type: ignore[no-untyped-def]
     from labship import data
     from labship.config import find_root
 
-    with data_errors():
+    with user_errors():
         root = find_root()
         if url is None:
             print(data.show_remotes(root), end="")
