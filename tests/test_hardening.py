@@ -1,0 +1,195 @@
+"""Hardening (issue 8): hostile or careless answers, destinations, environments and notebook settings.
+
+Each test is the regression test of one finding of the security review: it fails on the commit
+before the fix (1b0a140). Renders go through copier's Python API without the post-copy tasks
+(no lock, no network) unless the hook itself is under test; the hook is then run as Copier runs it,
+with the argv of `_tasks` in copier.yml rendered from the same answers.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+import warnings
+from pathlib import Path
+from typing import Any
+
+import copier
+import pytest
+import yaml
+from copier.errors import DirtyLocalWarning
+from markdown_it import MarkdownIt
+
+from tests.scaffold import TEMPLATE, TEST_PYTHON
+
+HOSTILE_NAME = 'Bob\'s "traffic" $(touch {marker}) `touch {marker}` {{{{ 7*7 }}}} 🚀 \\'
+
+
+def render(dest: Path, answers: dict[str, Any]) -> Path:
+    """Render the template into `dest` with `answers` over the defaults; no tasks (no hook)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DirtyLocalWarning)
+        copier.run_copy(
+            str(TEMPLATE),
+            dest,
+            data={"python_version": TEST_PYTHON, **answers},
+            defaults=True,
+            unsafe=True,
+            skip_tasks=True,
+            vcs_ref="HEAD",
+            quiet=True,
+        )
+    return dest
+
+
+def refusal(tmp_path: Path, answers: dict[str, Any]) -> str | None:
+    """Copier's message when it refuses `answers`, or None when it renders them."""
+    dest = tmp_path / "refused"
+    try:
+        render(dest, answers)
+    except ValueError as error:
+        assert not dest.exists() or not any(dest.iterdir()), "a refused copy left files behind"
+        return str(error)
+    return None
+
+
+def assert_refused(tmp_path: Path, question: str, value: Any, *words: str, **other: Any) -> str:
+    message = refusal(tmp_path, {question: value, **other})
+    assert message is not None, f"{question}={value!r} was accepted"
+    assert f"question '{question}'" in message, message
+    for word in words:
+        assert word in message, message
+    return message
+
+
+# --- answers: anchors, control characters, passwords, leading dashes -------------------------------
+
+TRAILING_NEWLINE = [
+    ("project_slug", "traffic\n"),
+    ("package_name", "traffic\n"),
+    ("image_name", "traffic\n"),
+    ("registry", "ghcr.io/acme\n"),
+    ("base_image", "quay.io/jupyter/minimal-notebook:2025-12-31\n"),
+    ("python_version", "3.13\n"),
+    ("author_email", "jane@example.org\n"),
+    ("image_variants", {"notebook\n": "notebook"}),
+    ("image_variants", {"notebook": "notebook\n"}),
+]
+
+
+@pytest.mark.parametrize(("question", "value"), TRAILING_NEWLINE, ids=[q for q, _ in TRAILING_NEWLINE])
+def test_validators_anchor_at_the_very_end(question: str, value: Any, tmp_path: Path) -> None:
+    """`$` matched before a trailing newline: "traffic\\n" passed and broke pyproject.toml."""
+    assert_refused(tmp_path, question, value)
+
+
+CONTROL = [
+    ("project_name", "Traffic\nRUN touch /tmp/x"),
+    ("project_name", "Traffic\x1b[31m"),
+    ("description", "line one\nline two"),
+    ("author_name", "Jane\tDoe"),
+    ("dvc_remote_url", "../storage\n"),
+]
+
+
+@pytest.mark.parametrize(("question", "value"), CONTROL, ids=[f"{q}-{i}" for i, (q, _) in enumerate(CONTROL)])
+def test_control_characters_are_refused(question: str, value: str, tmp_path: Path) -> None:
+    """A newline in a free-text answer added lines to the Dockerfile, compose.yaml and pyproject."""
+    assert_refused(tmp_path, question, value, "control character")
+
+
+def test_password_in_remote_url_is_refused(tmp_path: Path) -> None:
+    """`ssh://alice:secret@host/...` was committed in .dvc/config, the answers file and the README."""
+    for url in ("ssh://alice:secret@host/srv/dvc", "s3://KEY:SECRET@lab-bucket/data"):
+        message = assert_refused(tmp_path, "dvc_remote_url", url, "password", "invoke data.remote")
+        assert "secret" not in message.lower().replace("secret_", ""), "the refusal echoes the password"
+    assert refusal(tmp_path, {"dvc_remote_url": "ssh://alice@host:2222/srv/dvc"}) is None  # a user alone
+
+
+def test_password_in_s3_endpoint_is_refused(tmp_path: Path) -> None:
+    for endpoint in ("https://KEY:SECRET@minio.example.org:9000", "http://KEY@127.0.0.1:9000"):
+        assert_refused(
+            tmp_path,
+            "dvc_s3_endpoint",
+            endpoint,
+            "credentials",
+            "invoke data.remote",
+            dvc_remote_url="s3://lab-bucket/data",
+        )
+
+
+LEADING_DASH = [
+    ("dvc_remote_url", "--help"),
+    ("dvc_remote_url", "-storage"),
+    ("dvc_remote_url", "ssh://-oProxyCommand=touch@host/srv/dvc"),
+    ("registry", "-ghcr.io/acme"),
+    ("base_image", "-quay.io/jupyter/minimal-notebook:2025-12-31"),
+]
+
+
+@pytest.mark.parametrize(("question", "value"), LEADING_DASH, ids=[v for _, v in LEADING_DASH])
+def test_leading_dash_is_refused(question: str, value: str, tmp_path: Path) -> None:
+    """`--help` as remote reached `dvc remote add` as an option: the copy said OK, no remote was set."""
+    assert_refused(tmp_path, question, value)
+
+
+def test_uplink_must_be_a_finite_positive_number(tmp_path: Path) -> None:
+    """nan passed `<= 0` and TOML accepts `nan`: every transfer estimate became nan."""
+    for value in ("nan", "inf"):
+        assert_refused(tmp_path, "uplink_mbps", value, "positive number")
+
+
+# --- project_name and other free text: escaped where they land --------------------------------------
+
+
+def test_hostile_project_name_is_text_everywhere(tmp_path: Path) -> None:
+    """Quotes, $(...), backticks, braces and a trailing backslash stay text in every generated file."""
+    marker = tmp_path / "pwned"
+    name = HOSTILE_NAME.format(marker=marker)
+    repo = render(tmp_path / "exp", {"project_name": name, "project_slug": "traffic", "description": name})
+
+    document = tomllib.loads((repo / "pyproject.toml").read_text())
+    assert document["project"]["description"] == name
+
+    # the kernel's display name is one shell word: the shell prints it, and runs nothing
+    dockerfile = (repo / "Dockerfile").read_text()
+    word = re.search(r"--display-name (.*) \\\n", dockerfile)
+    assert word, "no --display-name line"
+    printed = subprocess.run(
+        ["sh", "-c", f"printf %s {word[1]}"], capture_output=True, text=True, check=True
+    ).stdout
+    assert printed == f"Python ({name})"
+    assert name not in dockerfile.replace(word[1], "")  # nowhere else, not even in a comment
+
+    package = repo / "src/traffic"
+    imported = subprocess.run(
+        [sys.executable, "-c", "import traffic; print(traffic.__doc__.splitlines()[0])"],
+        cwd=package.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert imported == f"{name}: the experiment's reusable code, imported by the notebooks.\n"
+
+    readme = MarkdownIt("commonmark").parse((repo / "README.md").read_text())
+    heading = next(token for token in readme if token.type == "inline")
+    assert heading.content and heading.children is not None
+    assert "".join(child.content for child in heading.children) == name
+    assert [token.type for token in readme[:3]] == ["heading_open", "inline", "heading_close"]
+    assert not marker.exists()
+
+
+def test_astral_characters_keep_pyproject_valid(tmp_path: Path) -> None:
+    """`tojson` wrote 🚀 as the surrogate pair \\ud83d\\ude80, which TOML refuses: pyproject broke."""
+    repo = render(tmp_path / "exp", {"description": "Speeds 🚀 on 𝄞 I-80", "author_name": "Zoë 🙂"})
+    document = tomllib.loads((repo / "pyproject.toml").read_text())
+    assert document["project"]["description"] == "Speeds 🚀 on 𝄞 I-80"
+    assert document["project"]["authors"] == [{"name": "Zoë 🙂", "email": "lab.member@example.com"}]
+
+
+def test_project_name_rule_is_written_in_copier_yml() -> None:
+    questions = yaml.safe_load((TEMPLATE / "copier.yml").read_text())
+    help_text = questions["project_name"]["help"]
+    assert "free text" in help_text and "escapes" in help_text and "control characters" in help_text
