@@ -3,6 +3,14 @@
 git init -> dvc init (analytics and update checks off, committed) -> default DVC remote in the
 committed .dvc/config -> sample data tracked by DVC -> lock file -> first commit.
 
+The first commit holds only what this copy made: the files the template rendered (their names
+rendered from the template tree with the answers in .copier-answers.yml) and the files the hook's
+own steps created (DVC files, lock file, sample-data .dvc file). Files that were in the destination
+before the copy (a private key, a credentials file, ...) are left out, listed in a warning.
+
+Every git and DVC call puts `--` (git: `--end-of-options`) before its positional arguments, so a
+value starting with '-' is never read as an option.
+
 Every step checks what is already there first, so running the hook again changes nothing. Copier
 runs it only on `copier copy` (copier.yml guards it with `_copier_operation == 'copy'`). A step that
 needs a missing tool is skipped with a message saying what to run by hand; the copy itself never
@@ -18,6 +26,7 @@ source is written into pyproject.toml, so it is never set by default.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import shutil
 import subprocess
@@ -26,6 +35,9 @@ from pathlib import Path
 
 REMOTE_NAME = "storage"
 SAMPLE_DIR = Path("data/raw/pems")
+TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
+# the warning lists this many left-out files, then a count
+LISTED_LEFT_OUT = 20
 
 
 def main() -> int:
@@ -34,6 +46,9 @@ def main() -> int:
     problems: list[str] = []
 
     git_init()
+    # before any step creates files: what is untracked now and not rendered by the template was
+    # there before the copy
+    before = preexisting_files()
     if has_module("dvc"):
         dvc_init(env)
         dvc_remote(options.remote_url, options.s3_endpoint, env)
@@ -42,7 +57,7 @@ def main() -> int:
     if options.sample_data == "yes":
         problems += sample_data(env)
     problems += lock(options.package_manager, env)
-    first_commit(options.author_name, options.author_email)
+    problems += first_commit(options.author_name, options.author_email, before)
 
     for problem in problems:
         print(f"labship hook: WARNING: {problem}", file=sys.stderr)
@@ -64,9 +79,11 @@ def step(message: str) -> None:
     print(f"labship hook: {message}", file=sys.stderr, flush=True)
 
 
-def run(*command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *command: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a command in the new repository; on failure show its output and raise."""
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run(command, env=env, input=stdin, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         sys.stderr.write(result.stdout + result.stderr)
         raise subprocess.CalledProcessError(result.returncode, command, result.stdout, result.stderr)
@@ -93,8 +110,8 @@ def dvc_init(env: dict[str, str]) -> None:
         step("dvc init")
         dvc("init", "--quiet", env=env)
     # committed, so no collaborator's DVC phones home or checks for updates
-    dvc("config", "core.analytics", "false", env=env)
-    dvc("config", "core.check_update", "false", env=env)
+    dvc("config", "--", "core.analytics", "false", env=env)
+    dvc("config", "--", "core.check_update", "false", env=env)
 
 
 def dvc_remote(url: str, s3_endpoint: str, env: dict[str, str]) -> None:
@@ -102,9 +119,9 @@ def dvc_remote(url: str, s3_endpoint: str, env: dict[str, str]) -> None:
     step(f"DVC remote {REMOTE_NAME!r} -> {url}")
     # a relative directory is taken relative to this repository (DVC stores it relative to .dvc/);
     # `dvc push` creates a missing directory itself
-    dvc("remote", "add", "--default", "--force", REMOTE_NAME, url, env=env)
+    dvc("remote", "add", "--default", "--force", "--", REMOTE_NAME, url, env=env)
     if url.startswith("s3://") and s3_endpoint:
-        dvc("remote", "modify", REMOTE_NAME, "endpointurl", s3_endpoint, env=env)
+        dvc("remote", "modify", "--", REMOTE_NAME, "endpointurl", s3_endpoint, env=env)
 
 
 def sample_data(env: dict[str, str]) -> list[str]:
@@ -117,10 +134,10 @@ def sample_data(env: dict[str, str]) -> list[str]:
                 f"dvc add {SAMPLE_DIR.as_posix()}"
             ]
         step(f"sample data -> {SAMPLE_DIR.as_posix()}")
-        run(sys.executable, "-m", "labship.sample", str(SAMPLE_DIR))
+        run(sys.executable, "-m", "labship.sample", "--", str(SAMPLE_DIR))
     if has_module("dvc") and not Path(f"{SAMPLE_DIR}.dvc").exists():
         step(f"dvc add {SAMPLE_DIR.as_posix()}")
-        dvc("add", "--quiet", str(SAMPLE_DIR), env=env)
+        dvc("add", "--quiet", "--", str(SAMPLE_DIR), env=env)
     return []
 
 
@@ -148,7 +165,7 @@ def lock(package_manager: str, env: dict[str, str]) -> list[str]:
         ]
     if package_manager == "poetry" and (index := os.environ.get("LABSHIP_POETRY_SIMPLE_INDEX")):
         step(f"poetry source pypi-simple -> {index} (LABSHIP_POETRY_SIMPLE_INDEX)")
-        run(*tool, "source", "add", "--priority=primary", "pypi-simple", index, env=env)
+        run(*tool, "source", "add", "--priority=primary", "--", "pypi-simple", index, env=env)
     step(f"{package_manager} lock")
     try:
         run(*tool, "lock", env=env)
@@ -159,35 +176,103 @@ def lock(package_manager: str, env: dict[str, str]) -> list[str]:
     return []
 
 
-def first_commit(author_name: str, author_email: str) -> None:
+def first_commit(author_name: str, author_email: str, before: set[str]) -> list[str]:
+    """Commit what the copy made; return a warning listing the files left out (there before)."""
     if has_head():
-        return
+        return []
     step("first commit")
-    run("git", "add", "--all")
+    candidates = uncommitted_files()
+    left_out = sorted(name for name in candidates if name in before)
+    made = [name for name in candidates if name not in before]
+    # literal pathspecs through stdin: a name with '*' or ':(' is a name, not a pattern
+    pathspecs = "".join(f"{name}\0" for name in made)
+    run("git", "--literal-pathspecs", "add", "--pathspec-from-file=-", "--pathspec-file-nul", stdin=pathspecs)
     identity: list[str] = []
     if not git_config("user.name") or not git_config("user.email"):
         # an unconfigured machine (CI, container): commit as the author named in the answers
         identity = ["-c", f"user.name={author_name}", "-c", f"user.email={author_email}"]
     run(
         "git",
+        "--literal-pathspecs",
         *identity,
         "commit",
         "--quiet",
         "--no-verify",
         "-m",
         "Scaffold the experiment from the labship template",
+        # only these paths, even if something else was already staged in an existing repository
+        "--only",
+        "--pathspec-from-file=-",
+        "--pathspec-file-nul",
+        stdin=pathspecs,
     )
+    if not left_out:
+        return []
+    listed = ", ".join(left_out[:LISTED_LEFT_OUT])
+    more = f" and {len(left_out) - LISTED_LEFT_OUT} more" if len(left_out) > LISTED_LEFT_OUT else ""
+    return [
+        f"the destination already held {len(left_out)} file(s) that the template did not make; they "
+        f"were left out of the first commit (`git add` the ones that belong): {listed}{more}"
+    ]
+
+
+def uncommitted_files() -> list[str]:
+    """Files a first commit could hold: staged (`dvc init` stages its own) or untracked and not ignored."""
+    output = run("git", "ls-files", "--cached", "--others", "--exclude-standard", "-z").stdout
+    return [name for name in output.split("\0") if name]
+
+
+def preexisting_files() -> set[str]:
+    """The files now not committed that the template did not render: the destination held them before."""
+    if has_head():
+        return set()
+    return set(uncommitted_files()) - rendered_files()
+
+
+def rendered_files() -> set[str]:
+    """Paths the template renders with these answers: its file tree, names rendered as Copier does.
+
+    Copier gives tasks no list of what it wrote, so the hook renders the names itself: each path
+    part of template/ through Jinja with the answers of .copier-answers.yml, `.jinja` dropped, a
+    part that renders empty (`{% if ... %}` folders) skipping its subtree, `_exclude` applied.
+    """
+    import jinja2  # Copier's own dependencies: the hook runs on Copier's Python
+    import yaml
+
+    settings = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text(encoding="utf-8"))
+    answers_file = settings.get("_answers_file", ".copier-answers.yml")
+    answers = yaml.safe_load(Path(answers_file).read_text(encoding="utf-8")) or {}
+    context = {**answers, "_copier_conf": {"answers_file": answers_file}}
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    suffix = settings.get("_templates_suffix", ".jinja")
+    exclude = settings.get("_exclude", [])
+    source = TEMPLATE_ROOT / settings.get("_subdirectory", "")
+    rendered: set[str] = set()
+    for path in source.rglob("*"):
+        if not path.is_file():
+            continue
+        parts = [environment.from_string(part).render(context) for part in path.relative_to(source).parts]
+        if not all(parts) or any(fnmatch.fnmatch(part, pattern) for part in parts for pattern in exclude):
+            continue
+        if suffix and parts[-1].endswith(suffix) and path.name.endswith(suffix):
+            parts[-1] = parts[-1][: -len(suffix)]
+        rendered.add("/".join(parts))
+    return rendered
 
 
 def has_head() -> bool:
     return (
-        subprocess.run(["git", "rev-parse", "--verify", "--quiet", "HEAD"], capture_output=True).returncode
+        subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", "HEAD"], capture_output=True
+        ).returncode
         == 0
     )
 
 
 def git_config(key: str) -> str:
-    result = subprocess.run(["git", "config", key], capture_output=True, text=True)
+    result = subprocess.run(
+        ["git", "config", "--get", "--end-of-options", key], capture_output=True, text=True
+    )
     return result.stdout.strip()
 
 

@@ -8,6 +8,7 @@ with the argv of `_tasks` in copier.yml rendered from the same answers.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import copier
+import jinja2
 import pytest
 import yaml
 from copier.errors import DirtyLocalWarning
@@ -193,3 +195,111 @@ def test_project_name_rule_is_written_in_copier_yml() -> None:
     questions = yaml.safe_load((TEMPLATE / "copier.yml").read_text())
     help_text = questions["project_name"]["help"]
     assert "free text" in help_text and "escapes" in help_text and "control characters" in help_text
+
+
+# --- the post-copy hook -------------------------------------------------------------------------------
+
+
+def hook_argv(repo: Path) -> list[str]:
+    """The hook's command as Copier runs it: `_tasks` of copier.yml rendered with the repo's answers."""
+    settings = yaml.safe_load((TEMPLATE / "copier.yml").read_text())
+    answers = yaml.safe_load((repo / ".copier-answers.yml").read_text())
+    context = {
+        "dvc_s3_endpoint": "",
+        **answers,
+        "_copier_python": sys.executable,
+        "_copier_conf": {"src_path": str(TEMPLATE), "dst_path": str(repo)},
+    }
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    return [environment.from_string(part).render(context) for part in settings["_tasks"][0]["command"]]
+
+
+def run_hook(repo: Path, argv: list[str], home: Path) -> subprocess.CompletedProcess[str]:
+    """Run the hook in `repo` on a machine with no git identity (the answers' author is used)."""
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    return subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, check=False)
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+def dvc_remote(repo: Path) -> str:
+    """The default remote's URL as DVC reads it from the committed .dvc/config (configobj, as DVC)."""
+    from configobj import ConfigObj
+
+    config = ConfigObj(str(repo / ".dvc/config"))
+    assert config["core"]["remote"] == "storage"
+    return str(config['remote "storage"']["url"])
+
+
+PLANTED = {
+    "id_rsa": "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+    ".aws/credentials": "[default]\n",
+    "notes.txt": "x\n",
+}
+
+
+def files_under(root: Path) -> set[str]:
+    return {
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*")
+        if path.is_file() and ".git" not in path.relative_to(root).parts
+    }
+
+
+@pytest.mark.parametrize("kind", ["shell", "options"])
+def test_hook_commits_only_its_files_and_takes_answers_as_arguments(kind: str, tmp_path: Path) -> None:
+    """Into a destination that already held a private key and AWS credentials: the first commit holds
+    the rendered files and the hook's own (DVC files) only, and a warning lists what was left out
+    (on main `git add --all` committed both). The remote, author name and e-mail reach git and dvc
+    as plain arguments: nothing runs, and `--help` as a directory name becomes the remote (on main
+    dvc read it as its option, printed its usage and left no remote)."""
+    marker = tmp_path / "pwned"
+    if kind == "shell":
+        author = f'Bob\'s "q" $(touch {marker}) `touch {marker}`'
+        remote = f'../store\'s "q" $(touch {marker}) `touch {marker}` {{{{ 7*7 }}}}'
+        email = "bob$HOME`id`{x}@example.org"
+    else:
+        author, remote, email = "--author {{ 7*7 }}", "--help", "-x@example.org"
+    dest = tmp_path / "exp"
+    for name, text in PLANTED.items():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_text(text)
+    # the lock step needs the network and is tested by tests/test_template.py: a stand-in skips it
+    (dest / "uv.lock").write_text("# stand-in\n")
+    answers = {
+        "project_name": author,
+        "project_slug": "traffic",
+        "author_name": author,
+        "author_email": email,
+    }
+    answers |= {"sample_data": False, "dvc_remote_url": remote if kind == "shell" else "../storage"}
+    repo = render(dest, answers)
+    rendered = files_under(repo) - set(PLANTED) - {"uv.lock"}
+    argv = hook_argv(repo)
+    if kind == "options":  # refused by copier.yml; the hook must hold on its own too
+        argv = [part.replace("--remote-url=../storage", f"--remote-url={remote}") for part in argv]
+    result = run_hook(repo, argv, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+    committed = set(git(repo, "ls-files").splitlines())
+    assert committed == rendered | {".dvc/config", ".dvc/.gitignore"}
+    left_out = sorted({*PLANTED, "uv.lock"})
+    assert git(repo, "status", "--porcelain", "--untracked-files=all").splitlines() == [
+        f"?? {name}" for name in left_out
+    ]
+    warning = next(line for line in result.stderr.splitlines() if "left out of the first commit" in line)
+    assert warning.endswith(": " + ", ".join(left_out)), warning
+    assert all((repo / name).read_text() == text for name, text in PLANTED.items())  # untouched
+
+    # DVC stores a relative directory relative to .dvc/: it must be the answer's directory
+    assert (repo / ".dvc" / dvc_remote(repo)).resolve() == (repo / remote).resolve()
+    assert git(repo, "log", "-1", "--format=%an <%ae>") == f"{author} <{email}>\n"
+    assert not marker.exists()
