@@ -8,6 +8,8 @@ with the argv of `_tasks` in copier.yml rendered from the same answers.
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import os
 import re
 import subprocess
@@ -24,6 +26,10 @@ import yaml
 from copier.errors import DirtyLocalWarning
 from markdown_it import MarkdownIt
 
+from labship import notebook
+from labship.config import LabshipConfig, load_config
+from labship.errors import EXIT_CONFIG
+from tests.conftest import require
 from tests.scaffold import TEMPLATE, TEST_PYTHON
 
 HOSTILE_NAME = 'Bob\'s "traffic" $(touch {marker}) `touch {marker}` {{{{ 7*7 }}}} 🚀 \\'
@@ -303,3 +309,147 @@ def test_hook_commits_only_its_files_and_takes_answers_as_arguments(kind: str, t
     assert (repo / ".dvc" / dvc_remote(repo)).resolve() == (repo / remote).resolve()
     assert git(repo, "log", "-1", "--format=%an <%ae>") == f"{author} <{email}>\n"
     assert not marker.exists()
+
+
+# --- notebook launch ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A rendered experiment (no hook) with its notebook's data directory present."""
+    repo = render(tmp_path_factory.mktemp("launch") / "exp", {"registry": "ghcr.io/acme"})
+    (repo / "data/processed/pems").mkdir(parents=True)
+    return repo
+
+
+def launch_for(config: LabshipConfig, port: int = 18888) -> notebook.Launch:
+    project = notebook.compose_project(config, "traffic")
+    return notebook.Launch(
+        "traffic", project, "ghcr.io/acme/traffic-experiment:notebook-latest", port, "t" * 48
+    )
+
+
+def test_shell_variables_cannot_override_the_launch(
+    experiment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compose gives the shell precedence over --env-file: `HOST_UID=0 JUPYTER_TOKEN=weak invoke
+    notebook` ran the server as root with the weak token. The resolved compose model must hold
+    labship's values whatever the caller exported."""
+    plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    require(plugin.returncode == 0, "`docker compose` (Compose v2 plugin) is not installed")
+    hostile = {
+        "JUPYTER_TOKEN": "weak",
+        "HOST_UID": "0",
+        "HOST_GID": "0",
+        "JUPYTER_HOST_PORT": "1",
+        "LABSHIP_IMAGE": "evil/image:latest",
+        "COMPOSE_FILE": os.devnull,
+        "COMPOSE_PROJECT_NAME": "hijacked",
+    }
+    for key, value in hostile.items():
+        monkeypatch.setenv(key, value)
+    config = load_config(experiment)
+    launch = launch_for(config)
+    notebook.write_launch_files(config, config.notebook("traffic"), launch)
+    model = yaml.safe_load(notebook._compose(config, "traffic", "config"))
+    service = model["services"]["jupyter"]
+    uid, gid = notebook.container_user()
+    assert service["environment"]["JUPYTER_TOKEN"] == launch.token
+    assert service["user"] == f"{uid}:{gid}"
+    assert [port["published"] for port in service["ports"]] == [str(launch.port)]
+    assert service["image"] == launch.image
+    assert model["name"] == launch.project
+
+
+def test_data_paths_must_stay_inside_the_repository(experiment: Path, tmp_path: Path) -> None:
+    """`data = ["/root", "../../../etc"]` mounted host directories anywhere (even over /etc)."""
+    (tmp_path / "outside").mkdir()
+    (experiment / "data/escape").unlink(missing_ok=True)
+    (experiment / "data/escape").symlink_to(tmp_path / "outside")
+    config = load_config(experiment)
+    base = config.notebook("traffic")
+    for bad in ("/root", "../../../etc", "data/../..", ".", "data/escape"):
+        chosen = dataclasses.replace(base, data=(Path(bad),))
+        with pytest.raises(notebook.NotebookError) as raised:
+            notebook.write_launch_files(config, chosen, launch_for(config))
+        message = str(raised.value)
+        assert str(config.pyproject) in message and "[tool.labship.notebooks.traffic] data" in message
+        assert repr(bad) in message and raised.value.exit_code == EXIT_CONFIG
+    # a roundabout path inside the repository is mounted at its plain place
+    chosen = dataclasses.replace(base, data=(Path("data/../data/processed/pems"),))
+    assert notebook.data_mounts(config, chosen) == [
+        ((experiment / "data/processed/pems").resolve(), "/home/jovyan/project/data/processed/pems")
+    ]
+
+
+def test_second_start_waits_for_the_first(experiment: Path) -> None:
+    """Two starts of one notebook raced (same port, same files): the second now waits on the
+    notebook's lock file, and says so; past its wait it fails naming the lock."""
+    config = load_config(experiment)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(notebook.lock_file(config, "traffic"))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(
+            notebook.NotebookError, match=r"being started by another .*notebook-traffic\.lock"
+        ), notebook.launch_lock(config, "traffic", wait=0.3, log=lambda _line: None):
+            pass
+        said: list[str] = []
+        with notebook.launch_lock(config, "traffic", wait=30, log=said.append):
+            assert holder.poll() is not None  # got the lock only once the first start let go
+        assert said and "waiting" in said[0]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+descriptor = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(descriptor, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(1.5)
+"""
+
+
+def test_start_checks_and_launches_under_the_lock(experiment: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """start_notebook holds the lock from the "already running?" check to `up` and the ready wait, and
+    retries on another port when the engine says the port was taken meanwhile."""
+    config = load_config(experiment)
+    lock = notebook.lock_file(config, "traffic")
+    seen: list[tuple[str, bool]] = []
+    ports: list[str] = []
+
+    def locked() -> bool:
+        descriptor = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(descriptor)
+        return False
+
+    def compose(config: LabshipConfig, name: str, *args: str, check: bool = True) -> str:
+        seen.append((args[0], locked()))
+        if args[0] == "up":
+            ports.append(notebook._read_env_file(notebook.env_file(config, name))["JUPYTER_HOST_PORT"])
+            if len(ports) == 1:
+                message = "Bind for 127.0.0.1:8888 failed: port is already allocated"
+                raise notebook.ComposeError(message, stderr=message)
+        return ""
+
+    monkeypatch.setattr(notebook, "_compose", compose)
+    monkeypatch.setattr(notebook.images, "check_engine", lambda: None)
+    monkeypatch.setattr(notebook.images, "image_exists", lambda _image: True)
+    monkeypatch.setattr(notebook, "check_compose_available", lambda: None)
+    monkeypatch.setattr(notebook, "ensure_data", lambda *_args: None)
+    monkeypatch.setattr(notebook, "wait_until_ready", lambda *_args: seen.append(("ready", locked())) or 0.1)
+    launch = notebook.start_notebook(config, "traffic", log=lambda _line: None)
+    assert [step for step in seen if step[0] != "ps"] == [("up", True), ("up", True), ("ready", True)]
+    assert ("ps", True) in seen  # the "already running?" check
+    assert len(set(ports)) == 2 and ports[-1] == str(launch.port)
+    assert not locked()

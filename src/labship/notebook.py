@@ -8,10 +8,25 @@ git-ignored `.labship/` directory:
 - `notebook-NAME.compose.yaml`: the image of the notebook's variant and its data, mounted read-only.
 
 `--stop` (or Ctrl-C while the command runs in the foreground) removes the container and both files.
+
+What labship decides cannot be overridden from outside:
+
+- compose gives the calling shell's variables precedence over `--env-file`, so every compose call
+  runs with the launch variables (token, port, uid/gid, image) removed from the inherited
+  environment and set from the launch's env file (`launch_environment`);
+- a notebook's `data` paths must be relative and resolve (symlinks followed) to a directory inside
+  the repository; the mount uses the resolved path (`data_mounts`);
+- one start per notebook at a time: `start_notebook` holds `.labship/notebook-NAME.lock` (flock)
+  from the "already running?" check until the server answers, so a second start waits for the
+  first and then reports it as running instead of racing it for the port and the files;
+- when the engine answers "port is already allocated" (another program took the free port between
+  the probe and `up`), the launch is retried on a new port.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,20 +38,34 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from labship import data, images
 from labship._fs import write_atomic, write_secret
 from labship.config import LabshipConfig, Notebook
-from labship.errors import LabshipError
+from labship.errors import EXIT_CONFIG, LabshipError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one launch at a time is then the user's business
+    fcntl = None  # type: ignore[assignment]
 
 CONTAINER_PROJECT = "/home/jovyan/project"
 SERVICE = "jupyter"
 PREFERRED_PORT = 8888
 READY_TIMEOUT_SECONDS = 120.0
 JOVYAN = (1000, 100)
+# The variables compose.yaml reads and labship sets per launch: never taken from the caller's shell.
+LAUNCH_VARIABLES = ("JUPYTER_TOKEN", "JUPYTER_HOST_PORT", "HOST_UID", "HOST_GID", "LABSHIP_IMAGE")
+# Compose's own settings that would swap the files, project or env files labship passes.
+COMPOSE_VARIABLES = ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_ENV_FILES", "COMPOSE_PROFILES")
+# The engine's words when the host port was taken between our probe and `compose up`.
+PORT_TAKEN_MARKERS = ("port is already allocated", "address already in use")
+PORT_ATTEMPTS = 3
+# A second start waits this long for the first to finish starting (its own ready timeout is 120 s).
+LOCK_WAIT_SECONDS = READY_TIMEOUT_SECONDS + 30
 
 Log = Callable[[str], None]
 
@@ -76,6 +105,75 @@ def env_file(config: LabshipConfig, notebook: str) -> Path:
 
 def override_file(config: LabshipConfig, notebook: str) -> Path:
     return config.root / images.STATE_DIR / f"notebook-{notebook}.compose.yaml"
+
+
+def lock_file(config: LabshipConfig, notebook: str) -> Path:
+    return config.root / images.STATE_DIR / f"notebook-{notebook}.lock"
+
+
+@contextlib.contextmanager
+def launch_lock(
+    config: LabshipConfig, notebook: str, *, wait: float = LOCK_WAIT_SECONDS, log: Log = print
+) -> Iterator[None]:
+    """Hold the notebook's lock file (flock); wait up to `wait` seconds for another start to finish."""
+    if fcntl is None:
+        yield
+        return
+    images.state_dir(config.root)
+    path = lock_file(config, notebook)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        _acquire(descriptor, notebook, wait, log)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock; the file stays (removing it would race a waiter)
+
+
+def _acquire(descriptor: int, notebook: str, wait: float, log: Log) -> None:
+    deadline = time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise NotebookError(
+                    f"notebook {notebook!r} is being started by another `invoke notebook` (it holds "
+                    f"{images.STATE_DIR}/notebook-{notebook}.lock) and did not finish within {wait:.0f} s: "
+                    f"wait for it, or stop it with `invoke notebook --name {notebook} --stop`"
+                ) from None
+            if not told:
+                log(f"notebook {notebook!r} is being started by another `invoke notebook`: waiting for it")
+                told = True
+            time.sleep(0.2)
+
+
+def data_mounts(config: LabshipConfig, notebook: Notebook) -> list[tuple[Path, str]]:
+    """(host directory, container path) of each `data` entry: relative, resolving inside the repository.
+
+    An absolute path, a `..` or a symlink leading out of the repository, or the repository itself,
+    is refused: the mount would expose (or, at a path like ../../etc, shadow) host directories.
+    """
+    root = config.root.resolve()
+    mounts = []
+    for path in notebook.data:
+        where = f"{config.pyproject}: [tool.labship.notebooks.{notebook.name}] data entry {path.as_posix()!r}"
+        if path.is_absolute():
+            raise NotebookError(
+                f"{where} is absolute: give a directory of the repository, relative to it, e.g. "
+                "data/processed/pems",
+                exit_code=EXIT_CONFIG,
+            )
+        resolved = (root / path).resolve()
+        if resolved == root or not resolved.is_relative_to(root):
+            raise NotebookError(
+                f"{where} resolves to {resolved}, not a directory inside the repository {root}: "
+                "notebooks may mount only the repository's own data (e.g. data/processed/pems)",
+                exit_code=EXIT_CONFIG,
+            )
+        mounts.append((resolved, f"{CONTAINER_PROJECT}/{resolved.relative_to(root).as_posix()}"))
+    return mounts
 
 
 def ensure_data(config: LabshipConfig, notebook: Notebook, log: Log = print) -> None:
@@ -127,16 +225,50 @@ def compose_command(config: LabshipConfig, notebook: str, *args: str) -> list[st
     return [*command, *args]
 
 
+def launch_environment(config: LabshipConfig, notebook: str) -> dict[str, str]:
+    """The compose subprocess's environment: the caller's, minus every launch and compose variable,
+    plus the launch's own values from its env file (without a launch, a placeholder token satisfies
+    compose.yaml's `:?` guard for `ps`/`down`/`logs`)."""
+    strip = {*LAUNCH_VARIABLES, *COMPOSE_VARIABLES}
+    env = {key: value for key, value in os.environ.items() if key not in strip}
+    values = _read_env_file(env_file(config, notebook))
+    if values:
+        env.update({key: values[key] for key in LAUNCH_VARIABLES if key in values})
+    else:
+        env["JUPYTER_TOKEN"] = "not-running"
+    return env
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    return dict(
+        line.split("=", 1)
+        for line in path.read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+
+
+class ComposeError(NotebookError):
+    """A compose command failed; `stderr` holds its output."""
+
+    def __init__(self, message: str, *, stderr: str) -> None:
+        super().__init__(message)
+        self.stderr = stderr
+
+
 def _compose(config: LabshipConfig, notebook: str, *args: str, check: bool = True) -> str:
-    """Run a compose command; without a launch's env file, placeholders satisfy the `:?` guards."""
-    env = dict(os.environ)
-    if not env_file(config, notebook).exists():
-        env.setdefault("JUPYTER_TOKEN", "not-running")
+    """Run a compose command with the launch's own values (see `launch_environment`)."""
     result = subprocess.run(
-        compose_command(config, notebook, *args), capture_output=True, text=True, env=env, check=False
+        compose_command(config, notebook, *args),
+        capture_output=True,
+        text=True,
+        env=launch_environment(config, notebook),
+        check=False,
     )
     if check and result.returncode != 0:
-        raise NotebookError(f"docker compose {' '.join(args)} failed: {result.stderr.strip()}")
+        stderr = result.stderr.strip()
+        raise ComposeError(f"docker compose {' '.join(args)} failed: {stderr}", stderr=stderr)
     return result.stdout
 
 
@@ -168,12 +300,12 @@ def write_launch_files(config: LabshipConfig, notebook: Notebook, launch: Launch
     volumes = [
         {
             "type": "bind",
-            "source": str((config.root / path).resolve()),
-            "target": f"{CONTAINER_PROJECT}/{path.as_posix()}",
+            "source": str(source),
+            "target": target,
             "read_only": True,
             "bind": {"create_host_path": False, "selinux": "z"},
         }
-        for path in notebook.data
+        for source, target in data_mounts(config, notebook)
     ]
     override = {
         "services": {
@@ -253,6 +385,7 @@ def start_notebook(
     notebook = config.notebook(name)
     if not (config.root / "compose.yaml").is_file():
         raise NotebookError(f"{config.root / 'compose.yaml'} is missing: it comes from the labship template")
+    data_mounts(config, notebook)  # refuse a path outside the repository before pulling anything
     images.check_engine()
     check_compose_available()
     ensure_data(config, notebook, log)
@@ -260,26 +393,43 @@ def start_notebook(
     if not images.image_exists(image):
         log(f"image {image} is not built yet: building it first")
         images.build_images(config, variant=notebook.image, base_image=base_image, log=log)
-    if container_state(config, notebook.name) == "running":
-        raise NotebookError(
-            f"notebook {notebook.name!r} is already running: "
-            f"`invoke notebook --name {notebook.name} --status` shows its URL, `--stop` stops it"
+    with launch_lock(config, notebook.name, log=log):
+        if container_state(config, notebook.name) == "running":
+            raise NotebookError(
+                f"notebook {notebook.name!r} is already running: "
+                f"`invoke notebook --name {notebook.name} --status` shows its URL, `--stop` stops it"
+            )
+        launch = Launch(
+            notebook.name, compose_project(config, notebook.name), image, free_port(), secrets.token_hex(24)
         )
-    launch = Launch(
-        notebook.name, compose_project(config, notebook.name), image, free_port(), secrets.token_hex(24)
-    )
-    write_launch_files(config, notebook, launch)
-    try:
-        _compose(config, notebook.name, "up", "--detach", "--no-build", "--pull", "never", "--remove-orphans")
-        seconds = wait_until_ready(config, launch, timeout, log)
-    except BaseException:
-        stop_notebook(config, notebook.name, log=lambda _line: None)
-        raise
+        try:
+            launch = _up(config, notebook, launch, log)
+            seconds = wait_until_ready(config, launch, timeout, log)
+        except BaseException:
+            stop_notebook(config, notebook.name, log=lambda _line: None)
+            raise
     log(
         f"Jupyter is ready after {seconds:.1f} s (image {image}, data read-only: "
         f"{', '.join(p.as_posix() for p in notebook.data) or 'none'})"
     )
     return launch
+
+
+def _up(config: LabshipConfig, notebook: Notebook, launch: Launch, log: Log) -> Launch:
+    """`compose up` with the launch files; on "port is already allocated", again on a new port."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        write_launch_files(config, notebook, launch)
+        try:
+            _compose(
+                config, notebook.name, "up", "--detach", "--no-build", "--pull", "never", "--remove-orphans"
+            )
+            return launch
+        except ComposeError as error:
+            if attempt == PORT_ATTEMPTS or not any(marker in error.stderr for marker in PORT_TAKEN_MARKERS):
+                raise
+            log(f"port {launch.port} was taken meanwhile: retrying on another port")
+            launch = dataclasses.replace(launch, port=free_port(0))
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def stop_notebook(config: LabshipConfig, name: str | None = None, log: Log = print) -> None:
@@ -293,14 +443,9 @@ def stop_notebook(config: LabshipConfig, name: str | None = None, log: Log = pri
 
 def read_launch(config: LabshipConfig, notebook: str) -> Launch | None:
     """The launch recorded in the env file, or None when the notebook was not started."""
-    path = env_file(config, notebook)
-    if not path.exists():
+    values = _read_env_file(env_file(config, notebook))
+    if not values:
         return None
-    values = dict(
-        line.split("=", 1)
-        for line in path.read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
     return Launch(
         notebook,
         compose_project(config, notebook),
