@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import json
 import os
 import re
 import subprocess
@@ -393,9 +394,10 @@ def test_second_start_waits_for_the_first(experiment: Path) -> None:
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        with pytest.raises(
-            notebook.NotebookError, match=r"being started by another .*notebook-traffic\.lock"
-        ), notebook.launch_lock(config, "traffic", wait=0.3, log=lambda _line: None):
+        with (
+            pytest.raises(notebook.NotebookError, match=r"being started by another .*notebook-traffic\.lock"),
+            notebook.launch_lock(config, "traffic", wait=0.3, log=lambda _line: None),
+        ):
             pass
         said: list[str] = []
         with notebook.launch_lock(config, "traffic", wait=30, log=said.append):
@@ -453,3 +455,91 @@ def test_start_checks_and_launches_under_the_lock(experiment: Path, monkeypatch:
     assert ("ps", True) in seen  # the "already running?" check
     assert len(set(ports)) == 2 and ports[-1] == str(launch.port)
     assert not locked()
+
+
+# --- CI workflow --------------------------------------------------------------------------------------
+
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def workflow_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = render(tmp_path_factory.mktemp("ci") / "exp", {"ci_provider": "github"})
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)  # actionlint looks for the repository
+    return repo
+
+
+def run_read_step(repo: Path, tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], str]:
+    workflow = yaml.safe_load((repo / ".github/workflows/images.yml").read_text())
+    step = next(step for step in workflow["jobs"]["variants"]["steps"] if step.get("id") == "read")
+    output = tmp_path / "github_output"
+    output.write_text("")
+    env = {"GITHUB_OUTPUT": str(output), "REPOSITORY_NAME": "Experiment", "PATH": os.environ["PATH"]}
+    result = subprocess.run(
+        ["bash", "-e", "-c", step["run"]], cwd=repo, env=env, capture_output=True, text=True, check=False
+    )
+    return result, output.read_text()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("base-image", "quay.io/jupyter/minimal-notebook:1\nregistry-host=evil.example"),
+        ("registry", "ghcr.io/acme\nimage=evil.example/x"),
+        ("image", "traffic\nbase-image=evil.example/base:1"),
+    ],
+)
+def test_workflow_outputs_are_validated(key: str, value: str, workflow_repo: Path, tmp_path: Path) -> None:
+    """A newline in a [tool.labship] value reached $GITHUB_OUTPUT and added outputs (another registry)."""
+    repo = tmp_path / "copy"
+    subprocess.run(["cp", "-a", str(workflow_repo), str(repo)], check=True)
+    pyproject = repo / "pyproject.toml"
+    line = f"{key} = {json.dumps(value)}"  # a TOML basic string with \\n
+    text = re.sub(rf'^{key} = ".*"$', lambda _match: line, pyproject.read_text(), flags=re.M)
+    pyproject.write_text(text)
+    assert tomllib.loads(text)["tool"]["labship"][key] == value
+    result, outputs = run_read_step(repo, tmp_path)
+    assert result.returncode != 0
+    assert f"::error file=pyproject.toml::[tool.labship]: {key}" in result.stdout
+    assert "evil" not in outputs
+
+
+def test_pull_requests_reach_no_secret_and_cannot_push(workflow_repo: Path) -> None:
+    """Registry secrets were passed to the build job on pull_request events too."""
+    workflow = yaml.safe_load((workflow_repo / ".github/workflows/images.yml").read_text())
+    text_of = {name: yaml.safe_dump(job) for name, job in workflow["jobs"].items()}
+    for name, job in workflow["jobs"].items():
+        condition = job.get("if", "")
+        runs_on_pull_requests = condition != "github.event_name != 'pull_request'"
+        if runs_on_pull_requests:
+            assert "secrets." not in text_of[name], f"job {name} runs for pull requests and reads secrets"
+            assert job["permissions"] == {"contents": "read"}, (
+                f"job {name} runs for pull requests with {job['permissions']}"
+            )
+        else:
+            assert job.get("environment") == "images"
+    publish = workflow["jobs"]["publish"]
+    assert publish["if"] == "github.event_name != 'pull_request'"
+    assert publish["permissions"] == {"contents": "read", "packages": "write"}
+    assert workflow["jobs"]["build"]["if"] == "github.event_name == 'pull_request'"  # still checked
+
+
+def test_zizmor_auditor_is_clean(workflow_repo: Path) -> None:
+    """`zizmor --persona=auditor` reported secrets-outside-env twice; now nothing, and every inline
+    ignore says why on the same line."""
+    result = subprocess.run(
+        [VENV_BIN / "zizmor", "--offline", "--no-progress", "--persona=auditor", ".github"],
+        cwd=workflow_repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for path in (workflow_repo / ".github").rglob("*.yml"):
+        for line in path.read_text().splitlines():
+            if "zizmor: ignore" in line:
+                assert line.strip().startswith("- uses: ./") and "self-repository" in line
+    actionlint = subprocess.run(
+        [VENV_BIN / "actionlint", "-no-color"], cwd=workflow_repo, capture_output=True, text=True, check=False
+    )
+    assert actionlint.returncode == 0, actionlint.stdout
