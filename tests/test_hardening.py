@@ -543,3 +543,102 @@ def test_zizmor_auditor_is_clean(workflow_repo: Path) -> None:
         [VENV_BIN / "actionlint", "-no-color"], cwd=workflow_repo, capture_output=True, text=True, check=False
     )
     assert actionlint.returncode == 0, actionlint.stdout
+
+
+# --- the hostile-answers matrix -------------------------------------------------------------------------
+
+QUESTIONS = [key for key in yaml.safe_load((TEMPLATE / "copier.yml").read_text()) if not key.startswith("_")]
+HOSTILE = {
+    "quotes": 'it\'s "quoted"',
+    "newline": "two\nlines",
+    "command": "$(touch {marker})",
+    "backticks": "`touch {marker}`",
+    "jinja": "{{{{ 7*7 }}}}{{% if true %}}x{{% endif %}}",
+    "dash": "--help",
+    "password": "ssh://alice:secret@127.0.0.1/srv/dvc",
+}
+# questions whose answer copier casts before any validator runs: a string that is not a number (or,
+# for a bool, anything) fails or converts in copier itself, whose message names the value only
+TYPED = {"uplink_mbps", "sample_data"}
+HADOLINT = VENV_BIN / "hadolint"
+
+
+@pytest.fixture(scope="module")
+def plain_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout's template as plain files: copier renders it without cloning a git repository."""
+    copy = tmp_path_factory.mktemp("template")
+    for name in ("copier.yml", "template", "hooks"):
+        subprocess.run(["cp", "-a", str(TEMPLATE / name), str(copy / name)], check=True)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def baseline(plain_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The matrix's base answers rendered: a file equal to its baseline needs no new tool check."""
+    return render_plain(
+        plain_template, tmp_path_factory.mktemp("baseline") / "exp", {"project_slug": "traffic"}
+    )
+
+
+def render_plain(template: Path, dest: Path, answers: dict[str, Any]) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DirtyLocalWarning)
+        copier.run_copy(
+            str(template),
+            dest,
+            data={"python_version": TEST_PYTHON, **answers},
+            defaults=True,
+            unsafe=True,
+            skip_tasks=True,
+            quiet=True,
+        )
+    return dest
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE))
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_hostile_answer_is_refused_or_inert(
+    question: str, kind: str, plain_template: Path, baseline: Path, tmp_path: Path
+) -> None:
+    """Every question x every hostile value: refused with a message naming the question, or rendered
+    into files that parse (pyproject.toml, Dockerfile, compose.yaml, workflows, the package) and whose
+    import runs nothing from the answer."""
+    marker = tmp_path / "pwned"
+    value: Any = HOSTILE[kind].format(marker=marker)
+    if question == "image_variants":
+        value = {value: "notebook"}  # a YAML answer: the hostile text as a variant name
+    answers = {"project_slug": "traffic", question: value}
+    if question == "dvc_s3_endpoint":
+        answers["dvc_remote_url"] = "s3://lab-bucket/data"
+    dest = tmp_path / "exp"
+    try:
+        render_plain(plain_template, dest, answers)
+    except ValueError as error:
+        if question not in TYPED:
+            assert f"'{question}'" in str(error), str(error)
+        assert not dest.exists() or not any(dest.iterdir())
+        assert not marker.exists()
+        return
+    assert kind != "newline" or question in TYPED, f"{question} accepted {value!r}"
+    assert kind != "password" or question not in ("dvc_remote_url", "dvc_s3_endpoint"), "password accepted"
+    assert_inert(dest, baseline, marker)
+
+
+def assert_inert(repo: Path, baseline: Path, marker: Path) -> None:
+    """The generated files parse, the package imports, and nothing the answers held ran. The tools
+    that cost a process (hadolint, an import) run on the files that differ from the baseline."""
+    tomllib.loads((repo / "pyproject.toml").read_text())
+    compose = yaml.safe_load((repo / "compose.yaml").read_text())
+    assert set(compose["services"]) == {"jupyter"}
+    for workflow in (repo / ".github").rglob("*.yml"):
+        assert isinstance(yaml.safe_load(workflow.read_text()), dict)
+    if (repo / "Dockerfile").read_text() != (baseline / "Dockerfile").read_text():
+        lint = subprocess.run(
+            [HADOLINT, "--no-color", "Dockerfile"], cwd=repo, capture_output=True, text=True
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+    (package,) = (repo / "src").iterdir()
+    if (package / "__init__.py").read_text() != (baseline / "src/traffic/__init__.py").read_text():
+        subprocess.run([sys.executable, "-c", f"import {package.name}"], cwd=repo / "src", check=True)
+    MarkdownIt("commonmark").parse((repo / "README.md").read_text())
+    assert not marker.exists()
