@@ -84,7 +84,7 @@ TRAILING_NEWLINE = [
     ("python_version", "3.13\n"),
     ("author_email", "jane@example.org\n"),
     ("image_variants", {"notebook\n": "notebook"}),
-    ("image_variants", {"notebook": "notebook\n"}),
+    ("image_variants", {"notebook": "notebook,models\n"}),
 ]
 
 
