@@ -10,7 +10,7 @@ edit (a function in src/<package>/, a markdown cell of the notebook and a new no
 
 The template is a committed snapshot of this checkout with its full history (tests.template_history):
 a shallow clone or a missing start commit fails the test with the command that fixes it.
-Each update's time and the files it changed are printed (`pytest -s`) and recorded as properties.
+Each update's time and the files it changed are printed (`pytest -s`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import yaml
 
 from labship.config import FORMAT, load_config
 from tests.scaffold import TEST_PYTHON, scaffold
-from tests.template_history import IDENTITY, git, require_commits, snapshot
+from tests.template_history import IDENTITY, git, render_files, require_commits, snapshot, update_step
 
 VENV_BIN = Path(sys.executable).parent
 USER_FUNCTION = "\n\ndef mean_speed(total: float, count: int) -> float:\n    return total / count\n"
@@ -56,6 +56,7 @@ STARTS = [
     Start("5dd8243", "mid (the issue's example)", {}),
     Start("d6c9ae7", "previous release", {"package_manager": "poetry"}),
 ]
+VIA_WORKFLOW = STARTS[-1]
 
 
 def tool_env() -> dict[str, str]:
@@ -104,6 +105,11 @@ def user_edits(repo: Path, start: Start) -> None:
     git(repo, *IDENTITY, "commit", "--quiet", "-m", "my analysis")
 
 
+def render_current(template: Path, dest: Path) -> Path:
+    """This checkout's render (files only): where the workflow's current `update` step is read."""
+    return render_files(template, dest, "HEAD")
+
+
 @dataclass
 class Updated:
     repo: Path
@@ -113,15 +119,17 @@ class Updated:
     changed: list[str]
 
 
-@pytest.fixture(scope="module", params=STARTS, ids=[start.commit for start in STARTS])
-def updated(
-    request: pytest.FixtureRequest,
-    template: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-    record_testsuite_property: Any,
-) -> Updated:
-    """An experiment made from the start commit, edited by its user, then updated to this checkout."""
-    start: Start = request.param
+_UPDATED: dict[str, Updated] = {}
+
+
+def make_updated(start: Start, template: Path, tmp_path_factory: pytest.TempPathFactory) -> Updated:
+    """An experiment made from `start`, edited by its user, then updated to this checkout (once).
+
+    The previous release is updated by the generated workflow's `update` step, as the scheduled
+    update runs it in CI; the older starts by `copier update` on the command line.
+    """
+    if start.commit in _UPDATED:
+        return _UPDATED[start.commit]
     repo = scaffold(
         tmp_path_factory.mktemp(start.commit) / "experiment",
         {"python_version": TEST_PYTHON, **start.answers},
@@ -131,23 +139,37 @@ def updated(
     assert yaml.safe_load((repo / ".copier-answers.yml").read_text())["_commit"] == start.commit
     user_edits(repo, start)
     began = time.monotonic()
-    result = subprocess.run(
-        [str(VENV_BIN / "copier"), "update", "--trust", "--defaults", "--vcs-ref", "HEAD"],
-        cwd=repo,
-        env=tool_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    if start is VIA_WORKFLOW:
+        reference = render_current(template, tmp_path_factory.mktemp("current") / "experiment")
+        outputs = update_step(reference, repo, tmp_path_factory.mktemp("runner"))
+        # the first update adds update.yml itself: a workflow file, which the default token may not push
+        assert outputs == {"changed": "true", "conflicts": "false", "workflows": "true"}
+        output = ""
+    else:
+        result = subprocess.run(
+            [str(VENV_BIN / "copier"), "update", "--trust", "--defaults", "--vcs-ref", "HEAD"],
+            cwd=repo,
+            env=tool_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
     seconds = time.monotonic() - began
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
     changed = sorted(
         line[3:] for line in git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()
     )
     print(f"\nupdate from {start.commit} ({start.what}): {seconds:.1f} s; changed: {', '.join(changed)}")
-    record_testsuite_property(f"update-{start.commit}-seconds", round(seconds, 1))
-    return Updated(repo, start, output, seconds, changed)
+    _UPDATED[start.commit] = Updated(repo, start, output, seconds, changed)
+    return _UPDATED[start.commit]
+
+
+@pytest.fixture(scope="module", params=STARTS, ids=[start.commit for start in STARTS])
+def updated(
+    request: pytest.FixtureRequest, template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Updated:
+    return make_updated(request.param, template, tmp_path_factory)
 
 
 def test_no_conflicts_left(updated: Updated) -> None:
@@ -207,15 +229,6 @@ def test_tasks_still_work(updated: Updated) -> None:
     assert list((repo / "data/processed/pems").rglob("*.parquet"))
 
 
-def test_second_update_changes_nothing(updated: Updated) -> None:
-    """Committed, the updated experiment updates again to the same commit without any change."""
-    repo = updated.repo
-    git(repo, "add", "--all")
-    git(repo, *IDENTITY, "commit", "--quiet", "-m", "update labship")
-    run(repo, str(VENV_BIN / "copier"), "update", "--trust", "--defaults", "--vcs-ref", "HEAD")
-    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
-
-
 def test_checks_workflow_catches_update_leftovers(updated: Updated) -> None:
     """The generated checks workflow's guard passes on the updated experiment and fails on leftovers."""
     repo = updated.repo
@@ -241,3 +254,15 @@ def test_checks_workflow_catches_update_leftovers(updated: Updated) -> None:
     assert failed.returncode == 1 and "pyproject.toml.rej" in failed.stdout
     rejected.unlink()
     assert guard().returncode == 0
+
+
+def test_scheduled_update_of_an_updated_experiment_changes_nothing(
+    template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Committed, the updated experiment updates again (the workflow's step) with nothing to do."""
+    repo = make_updated(VIA_WORKFLOW, template, tmp_path_factory).repo
+    git(repo, "add", "--all")
+    git(repo, *IDENTITY, "commit", "--quiet", "-m", "update labship")
+    outputs = update_step(repo, repo, tmp_path_factory.mktemp("runner"))
+    assert outputs == {"changed": "false", "conflicts": "false", "workflows": "false"}
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
