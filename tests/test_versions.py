@@ -181,3 +181,13 @@ def test_migrations_run_by_copier_from_the_template_checkout() -> None:
         check=False,
     )
     assert result.returncode == 0 and "--stage" in result.stdout
+
+
+def test_invoke_in_a_newer_experiment_says_so(tmp_path: Path) -> None:
+    """`invoke compress` in an experiment from a newer labship exits 2 naming the upgrade."""
+    root = experiment(tmp_path, f'format = {FORMAT + 1}\nlabship-version = "9.0.0"\n')
+    (root / "tasks.py").write_text((TEMPLATE / "template/tasks.py").read_text(encoding="utf-8"))
+    invoke = Path(sys.executable).parent / "invoke"
+    result = subprocess.run([str(invoke), "compress"], cwd=root, capture_output=True, text=True, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "newer labship 9.0.0" in result.stderr and "uv tool upgrade labship" in result.stderr
