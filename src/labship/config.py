@@ -36,7 +36,7 @@ FORMAT = 2
 # the oldest format this engine reads without an update (nothing in [tool.labship] broke yet)
 MIN_FORMAT = 1
 UPDATE_COMMAND = "copier update --trust --defaults"
-UPGRADE_COMMAND = "uv tool upgrade labship (or: pipx upgrade labship)"
+UPGRADE_COMMANDS = ("uv tool upgrade labship", "pipx upgrade labship")
 
 
 class ConfigError(LabshipError):
@@ -207,7 +207,7 @@ def check_format(reader: _Reader) -> int:
         reader.fail(
             "format",
             f"{value} was written by a newer {by}; this labship {__version__} reads formats up to "
-            f"{FORMAT}: upgrade labship with `{UPGRADE_COMMAND}`",
+            f"{FORMAT}: upgrade labship (`{UPGRADE_COMMANDS[0]}` or `{UPGRADE_COMMANDS[1]}`)",
         )
     if value < MIN_FORMAT:
         reader.fail(
