@@ -10,11 +10,13 @@ Each pairwise case below is rendered twice, files only (no hook, no lock, no git
 answers as given, once from the `.copier-answers.yml` the first render wrote. The two trees must be
 byte-identical, and so must a case whose image variants are given in the opposite order. Both
 renders come from one committed snapshot of this checkout (tests.template_history), as a user's
-renders come from one labship commit.
+renders come from one labship commit. Last, the post-copy hook must not rewrite a rendered file
+(what it commits is what Copier will re-render).
 """
 
 from __future__ import annotations
 
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import copier
 import pytest
 import yaml
 
-from tests.scaffold import TEST_PYTHON
+from tests.scaffold import TEST_PYTHON, scaffold
 from tests.template_history import snapshot
 
 VARIANTS = {"notebook": "notebook", "models": "notebook,models", "gpu": "notebook,models,torch"}
@@ -140,3 +142,23 @@ def test_variant_order_does_not_matter(template: Path, tmp_path: Path) -> None:
     pyproject = (forward / "pyproject.toml").read_text(encoding="utf-8")
     order = [pyproject.index(f"[tool.labship.images.{name}]") for name in sorted(VARIANTS)]
     assert order == sorted(order), "image tables are not in name order"
+
+
+def test_hook_leaves_the_rendered_files_alone(template: Path, tmp_path: Path) -> None:
+    """The post-copy hook (git, dvc, sample data, lock, commit) adds files but rewrites no rendered one.
+
+    uv only: with Poetry the tests' LABSHIP_POETRY_SIMPLE_INDEX option writes a source into
+    pyproject.toml on purpose (see hooks/post_copy.py); users never set it.
+    """
+    answers = {"package_manager": "uv", "ci_provider": "github"}
+    rendered = tree(render(template, tmp_path / "files", answers))
+    made = scaffold(tmp_path / "made", answers, vcs_ref="HEAD", template=template)
+    after_hook = {name: data for name, data in tree(made).items() if name in rendered}
+    assert differences(rendered, after_hook) == []
+    assert git_status(made) == ""  # and it committed them as rendered
+
+
+def git_status(repo: Path) -> str:
+    return subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
