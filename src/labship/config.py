@@ -2,6 +2,14 @@
 
 Every task reads its settings from here, so the rules live in one place and each error names the
 file and the key that is wrong, and what to write instead.
+
+Versions: the template writes `format` (an integer, bumped when `[tool.labship]` or the layout
+changes in a way this engine must know about) and `labship-version` (the labship release whose
+template made the file) at the top of `[tool.labship]`. Experiments made before the key existed
+are format 1. This engine reads formats `MIN_FORMAT`..`FORMAT`: an older experiment gets an error
+naming the file, the key and `copier update`; a newer one names the labship upgrade instead.
+The repository has no release tags, so Copier's own version (`_commit` in `.copier-answers.yml`)
+is only a commit; `format` is what the engine and the update migrations (labship.migrate) compare.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labship import __version__
 from labship.errors import EXIT_CONFIG, LabshipError
 
 PYPROJECT = "pyproject.toml"
@@ -20,6 +29,14 @@ CODECS = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
 BAD_ROW_POLICIES = ("error", "skip")
 PACKAGE_MANAGERS = ("uv", "poetry")
 DEFAULT_UPLINK_MBPS = 24.5
+# format 1: experiments from before `format` was recorded (their renders depended on the order the
+# image variants were answered in); 2: renders are a pure function of .copier-answers.yml, and
+# `format` / `labship-version` are recorded. Keep in step with copier.yml's `labship_format`.
+FORMAT = 2
+# the oldest format this engine reads without an update (nothing in [tool.labship] broke yet)
+MIN_FORMAT = 1
+UPDATE_COMMAND = "copier update --trust --defaults"
+UPGRADE_COMMANDS = ("uv tool upgrade labship", "pipx upgrade labship")
 
 
 class ConfigError(LabshipError):
@@ -83,6 +100,8 @@ class LabshipConfig:
     images: dict[str, ImageVariant]
     notebooks: dict[str, Notebook]
     default_notebook: str | None
+    format: int = FORMAT
+    labship_version: str | None = None
 
     @property
     def pyproject(self) -> Path:
@@ -141,6 +160,7 @@ def load_config(root: Path | None = None) -> LabshipConfig:
     if not isinstance(table, dict):
         raise ConfigError(f"{file}: [tool.labship] must be a table")
     reader = _Reader(file, "tool.labship", table)
+    format_ = check_format(reader)
     project_name = str(document.get("project", {}).get("name") or root.name)
 
     datasets = {
@@ -171,7 +191,32 @@ def load_config(root: Path | None = None) -> LabshipConfig:
         images=images,
         notebooks=notebooks,
         default_notebook=default_notebook,
+        format=format_,
+        labship_version=reader.optional_str("labship-version"),
     )
+
+
+def check_format(reader: _Reader) -> int:
+    """The experiment's `format` (1 when absent); an error when this engine cannot read it."""
+    value = reader.table.get("format", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        reader.fail("format", f"must be a positive integer written by the template (got {value!r})")
+    made_by = reader.table.get("labship-version")
+    by = f"labship {made_by}" if isinstance(made_by, str) else "labship"
+    if value > FORMAT:
+        reader.fail(
+            "format",
+            f"{value} was written by a newer {by}; this labship {__version__} reads formats up to "
+            f"{FORMAT}: upgrade labship (`{UPGRADE_COMMANDS[0]}` or `{UPGRADE_COMMANDS[1]}`)",
+        )
+    if value < MIN_FORMAT:
+        reader.fail(
+            "format",
+            f"{value} was written by an older {by} template; this labship {__version__} needs format "
+            f"{MIN_FORMAT} or newer: run `{UPDATE_COMMAND}` in {reader.file.parent}, resolve any "
+            "conflicts and commit",
+        )
+    return int(value)
 
 
 def _dataset(reader: _Reader, name: str, root: Path) -> Dataset:
