@@ -271,7 +271,7 @@ class _Look:
 def look_at(path: Path, settings: Settings, *, budget: int) -> _Look:
     """Detect the dialect, read the header and sample one source."""
     try:
-        dialect = detect(read_head(path), settings.dialect)
+        dialect = detect(read_head(path), settings.dialect, path=path, origin=settings.origin)
         names, renames = read_header(path, dialect)
     except CompressError as error:
         return _Look(error=error)

@@ -1,4 +1,4 @@
-"""The dialect sniffer on small cases: what it detects, what it refuses, and that settings win."""
+"""labship.compress.dialect: the sniffer on small cases: what it detects, what it refuses, and that settings win."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from labship.csv_dialect import Dialect, DialectError, DialectSettings, setting_hint, sniff, sniff_file
+from labship.compress.dialect import Dialect, DialectError, DialectSettings, detect, detect_file, setting_hint
 
 
 def read(text: str | bytes, **settings: object) -> Dialect:
     data = text.encode() if isinstance(text, str) else text
-    return sniff(data, path="data/x.csv", at_eof=True, settings=DialectSettings(**settings))  # type: ignore[arg-type]
+    return detect(data, DialectSettings(**settings), path="data/x.csv", at_eof=True)  # type: ignore[arg-type]
 
 
 def refused(text: str | bytes, **settings: object) -> str:
@@ -68,13 +68,13 @@ def test_explicit_delimiter_wins() -> None:
 )
 def test_line_endings(data: bytes, ending: str) -> None:
     dialect = read(data)
-    assert dialect.line_ending == ending
+    assert dialect.line_endings == ending
     assert dialect.names == ("a", "b")
 
 
 def test_bare_cr_file_is_split_into_rows() -> None:
     dialect = read(b"id,v\r1,2.5\r2,3.5\r")
-    assert (dialect.columns, dialect.header, dialect.line_ending) == (2, True, "CR")
+    assert (dialect.columns, dialect.header, dialect.line_endings) == (2, True, "CR")
 
 
 def test_bom_is_stripped_and_recorded() -> None:
@@ -211,10 +211,10 @@ def test_quoted_newline_in_header_and_rows() -> None:
 
 def test_cut_head_ignores_the_partial_last_record() -> None:
     head = b"id,v\r\n1,2\r\n3,4\r\n5,6\r"  # the cut fell between CR and LF
-    dialect = sniff(head + b"", path="x.csv", at_eof=False)
-    assert dialect.line_ending == "CRLF" and dialect.columns == 2
+    dialect = detect(head, path="x.csv", at_eof=False)
+    assert dialect.line_endings == "CRLF" and dialect.columns == 2
     cut_inside_utf8 = "id,name\n1,caf\u00e9\n2,na\u00efve\n".encode()[:-3]
-    assert sniff(cut_inside_utf8, path="x.csv", at_eof=False).names == ("id", "name")
+    assert detect(cut_inside_utf8, path="x.csv", at_eof=False).names == ("id", "name")
 
 
 @pytest.mark.parametrize(
@@ -232,14 +232,22 @@ def test_refusals(data: bytes, words: str) -> None:
     assert words in refused(data)
 
 
-def test_settings_are_validated() -> None:
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [
+        (DialectSettings(escape="none"), "escape"),
+        (DialectSettings(delimiter=";;"), "delimiter"),
+        (DialectSettings(delimiter=":"), "delimiter"),
+        (DialectSettings(skip_lines=-1), "skip_lines"),
+        (DialectSettings(quote=";", delimiter=";"), "quote and delimiter"),
+        (DialectSettings(comment="//"), "comment"),
+    ],
+)
+def test_settings_are_validated_naming_origin_and_key(settings: DialectSettings, key: str) -> None:
     with pytest.raises(DialectError) as caught:
-        DialectSettings(escape="none")
-    assert caught.value.exit_code == 2 and "escape" in str(caught.value)
-    with pytest.raises(DialectError):
-        DialectSettings(delimiter=";;")
-    with pytest.raises(DialectError):
-        DialectSettings(skip_lines=-1)
+        settings.check("pyproject.toml [tool.labship.datasets.x]")
+    assert caught.value.exit_code == 2
+    assert str(caught.value).startswith(f"pyproject.toml [tool.labship.datasets.x]: {key}")
 
 
 def test_setting_hint_for_flags_and_toml() -> None:
@@ -254,8 +262,18 @@ def test_setting_hint_for_flags_and_toml() -> None:
 def test_json_and_description(tmp_path: Path) -> None:
     path = tmp_path / "x.csv.gz"
     path.write_bytes(gzip.compress(b"\xef\xbb\xbf# note\r\na\tb\r\n1\t2\r\n"))
-    dialect = sniff_file(path)
-    data = dialect.as_json()
+    dialect = detect_file(path)
+    data = dialect.describe()
     assert data["delimiter_name"] == "tab" and data["bom"] is True and data["skip_lines"] == 1
-    assert data["names"] == ["a", "b"] and data["line_ending"] == "CRLF"
-    assert dialect.describe() == "tab, CRLF, header, skip 1, BOM"
+    assert data["names"] == ["a", "b"] and data["line_endings"] == "CRLF"
+    assert dialect.summary() == "tab, CRLF, header, skip 1, BOM"
+
+
+def test_bare_cr_records_are_cut_after_cr() -> None:
+    assert read(b"a,b\r1,2\r").newline == b"\r"
+    assert read(b"a,b\r\n1,2\r\n").newline == b"\n"
+    assert read(b"a,b\r\n1,2\r3,4\n").newline == b"\r"
+
+
+def test_default_at_eof_is_a_head_shorter_than_the_sniff_size() -> None:
+    assert detect(b"a,b\n1,2").names == ("a", "b")
