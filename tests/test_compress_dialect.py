@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import gzip
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from labship.compress.dialect import Dialect, DialectError, DialectSettings, detect, detect_file, setting_hint
+from labship.compress.dialect import (
+    Dialect,
+    DialectError,
+    DialectSettings,
+    detect,
+    detect_file,
+    setting_hint,
+    settings_from,
+)
 
 
 def read(text: str | bytes, **settings: object) -> Dialect:
@@ -156,16 +167,16 @@ def test_metadata_preamble_above_a_header_is_skipped() -> None:
 
 def test_preamble_above_headerless_rows_is_refused() -> None:
     message = refused("x,y\n1,2,3\n2,3,4\n4,5,6\n")
-    assert "line 2" in message and "skip_lines = 1" in message and "header = false" in message
+    assert "line 2" in message and "skip-lines = 1" in message and "header = false" in message
 
 
 def test_header_one_field_short_right_above_is_refused() -> None:
     # R's write.csv: a header without a name for the row-name column, or a preamble line?
     message = refused("Exported by R\na,b\nx,p,q\ny,r,s\nz,t,u\n")
-    assert "line 2" in message and "skip_lines = 2" in message and "skip_lines = 1" in message
+    assert "line 2" in message and "skip-lines = 2" in message and "skip-lines = 1" in message
     # with numbers below, the first full-width row is data: refused as well, naming the line
     message = refused("Exported by R\na,b\nx,1,2\ny,3,4\nz,5,6\n")
-    assert "line 3" in message and "skip_lines = 2" in message
+    assert "line 3" in message and "skip-lines = 2" in message
 
 
 def test_explicit_skip_lines_wins() -> None:
@@ -251,12 +262,19 @@ def test_settings_are_validated_naming_origin_and_key(settings: DialectSettings,
 
 
 def test_setting_hint_for_flags_and_toml() -> None:
-    assert (
-        setting_hint("delimiter", "\t", "[tool.labship.datasets.x]")
-        == 'delimiter = "\\t" in [tool.labship.datasets.x]'
-    )
+    toml = "[tool.labship.datasets.x]"
+    assert setting_hint("delimiter", "\t", toml) == 'delimiter = "\\t" in [tool.labship.datasets.x]'
+    assert setting_hint("skip_lines", 3, toml) == "skip-lines = 3 in [tool.labship.datasets.x]"
     assert setting_hint("skip_lines", 3, "--source/--target") == "--skip-lines 3"
-    assert setting_hint("header", False, "--source/--target") == "--no-header"
+    assert setting_hint("header", False, "--source/--target") == "--header false"
+    assert setting_hint("delimiter", "\t", "--source/--target") == "--delimiter tab"
+
+
+@pytest.mark.parametrize(
+    ("text", "char"), [("tab", "\t"), ("\\t", "\t"), ("Semicolon", ";"), ("|", "|"), (",", ",")]
+)
+def test_delimiter_names(text: str, char: str) -> None:
+    assert settings_from({"delimiter": text}).delimiter == char
 
 
 def test_json_and_description(tmp_path: Path) -> None:
@@ -277,3 +295,67 @@ def test_bare_cr_records_are_cut_after_cr() -> None:
 
 def test_default_at_eof_is_a_head_shorter_than_the_sniff_size() -> None:
     assert detect(b"a,b\n1,2").names == ("a", "b")
+
+
+INVOKE = Path(sys.executable).with_name("invoke")
+PYPROJECT = """[project]
+name = "exp"
+
+[tool.labship.datasets.lab]
+source = "raw"
+target = "out"
+delimiter = "semicolon"
+header = false
+skip-lines = 1
+"""
+
+
+def invoke(root: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(INVOKE), "compress", *arguments], cwd=root, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_dataset_settings_and_flags_decide_and_are_recorded_in_the_json_report(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    (tmp_path / "tasks.py").write_text("from labship.tasks import namespace\n\nns = namespace()\n")
+    (tmp_path / "raw").mkdir()
+    # ambiguous alone (`,` and `;` both split every row): the dataset's settings decide
+    (tmp_path / "raw" / "a.csv").write_bytes(b"exported 2024\n1,5;x\n2,5;y\n")
+    result = invoke(tmp_path, "--report", "report.json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())["datasets"][0]
+    dialect = report["dialects"]["a.csv"]
+    assert (dialect["delimiter"], dialect["header"], dialect["skip_lines"]) == (";", False, 1)
+    assert sorted(dialect["explicit"]) == ["delimiter", "header", "skip_lines"]
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "out" / "a.parquet")
+    assert table.column_names == ["column_1", "column_2"]
+    assert table.column("column_1").to_pylist() == ["1,5", "2,5"]
+
+    # the ad-hoc form: detection refuses, naming the flag; the flag decides
+    (tmp_path / "adhoc").mkdir()
+    (tmp_path / "adhoc" / "b.csv").write_bytes(b"a,b;c\n1,2;3\n4,5;6\n")
+    result = invoke(tmp_path, "--source", "adhoc", "--target", "adhoc-out")
+    assert result.returncode == 1 and "b.csv" in result.stderr and "Traceback" not in result.stderr
+    assert "--delimiter comma" in result.stderr and "--delimiter semicolon" in result.stderr
+    result = invoke(tmp_path, "--source", "adhoc", "--target", "adhoc-out", "--delimiter", "semicolon")
+    assert result.returncode == 0, result.stderr
+    assert pq.read_table(tmp_path / "adhoc-out" / "b.parquet").column_names == ["a,b", "c"]
+    result = invoke(tmp_path, "--source", "adhoc", "--target", "adhoc-out", "--header", "maybe")
+    assert result.returncode == 2 and "--header maybe: use true or false" in result.stderr
+    help_text = subprocess.run(
+        [str(INVOKE), "--help", "compress"], cwd=tmp_path, capture_output=True, text=True
+    )
+    for flag in ("--delimiter", "--quote", "--escape", "--header", "--skip-lines", "--comment"):
+        assert flag in help_text.stdout
+
+
+def test_a_bad_dialect_key_names_file_and_key(tmp_path: Path) -> None:
+    from labship.config import ConfigError, load_config
+
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT.replace("header = false", 'header = "no"'))
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    assert "pyproject.toml" in str(caught.value) and "header" in str(caught.value)

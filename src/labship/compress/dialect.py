@@ -196,18 +196,34 @@ class _Candidate:
 
 def setting_hint(key: str, value: Any, origin: str) -> str:
     """How a user sets `key`: a flag for the ad-hoc form, a TOML line otherwise."""
+    name = key.replace("_", "-")
     if origin.startswith("--"):
-        shown = value if isinstance(value, int) and not isinstance(value, bool) else repr(value)
         if isinstance(value, bool):
-            return f"--{key.replace('_', '-')}" if value else f"--no-{key.replace('_', '-')}"
-        return f"--{key.replace('_', '-')} {shown}"
+            return f"--{name} {'true' if value else 'false'}"
+        if key == "delimiter":
+            return f"--delimiter {DELIMITER_NAMES.get(value, repr(value))}"
+        return f"--{name} {value if isinstance(value, int) else repr(value)}"
     if isinstance(value, bool):
         toml = "true" if value else "false"
     elif isinstance(value, int):
         toml = str(value)
     else:
         toml = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t") + '"'
-    return f"{key} = {toml} in {origin}"
+    return f"{name} = {toml} in {origin}"
+
+
+def delimiter_from(text: str) -> str:
+    """A delimiter as a user may write it: the character, or comma / semicolon / pipe / tab / \\t."""
+    named = {name: char for char, name in DELIMITER_NAMES.items()} | {"\\t": "\t"}
+    return named.get(text.strip().lower(), text) if text.strip() else text
+
+
+def settings_from(values: dict[str, Any]) -> DialectSettings:
+    """DialectSettings from plain values (a `[tool.labship.datasets.X]` table or flags)."""
+    values = dict(values)
+    if isinstance(values.get("delimiter"), str):
+        values["delimiter"] = delimiter_from(values["delimiter"])
+    return DialectSettings(**values)
 
 
 def _fail(path: str, line: int | None, problem: str) -> DialectError:
@@ -502,7 +518,12 @@ def detect(
         evidence.append("UTF-8 byte-order mark (stripped)")
     text = _complete(_decode(head, at_eof), at_eof)
     if not text.strip():
-        raise _fail(path, None, "the file is empty (no header line, only blank lines or nothing)")
+        raise _fail(
+            path,
+            None,
+            "the file is empty (no header line, only blank lines or nothing); delete it, "
+            "or use --on-bad-rows skip",
+        )
     ending, counts = line_endings(text)
     evidence.append(
         f"line endings {ending} ("

@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from labship.compress.dialect import DialectSettings
+from labship.compress.dialect import DialectSettings, settings_from
 from labship.compress.errors import CompressError
 
 MANIFEST_VERSION = 2
@@ -131,8 +131,10 @@ def settings_for(dataset: Any, overrides: Overrides, *, origin: str) -> Settings
     """Settings from a `labship.config.Dataset` (or None for --source/--target) plus the options."""
     columns = overrides.columns or (() if overrides.drop else tuple(getattr(dataset, "columns", ())))
     drop = overrides.drop or (() if overrides.columns else tuple(getattr(dataset, "drop", ())))
-    configured = getattr(dataset, "dialect", None)
-    dialect = (configured or DialectSettings()).overridden_by(overrides.dialect)
+    configured = getattr(dataset, "dialect", None) or DialectSettings()
+    if isinstance(configured, dict):  # labship.config keeps the table's plain values
+        configured = settings_from(configured)
+    dialect = configured.overridden_by(overrides.dialect)
     return Settings(
         columns=columns,
         drop=drop,
