@@ -324,6 +324,7 @@ def test_dataset_settings_and_flags_decide_and_are_recorded_in_the_json_report(t
     (tmp_path / "raw" / "a.csv").write_bytes(b"exported 2024\n1,5;x\n2,5;y\n")
     result = invoke(tmp_path, "--report", "report.json")
     assert result.returncode == 0, result.stderr
+    assert "read as semicolon, LF, no header, skip 1: a.csv" in result.stdout
     report = json.loads((tmp_path / "report.json").read_text())["datasets"][0]
     dialect = report["dialects"]["a.csv"]
     assert (dialect["delimiter"], dialect["header"], dialect["skip_lines"]) == (";", False, 1)

@@ -311,6 +311,19 @@ def _unlink(path: Path) -> None:
         raise CompressError(f"{path}: cannot remove the old output: {error.strerror or error}") from error
 
 
+def dialect_notes(headers: dict[Path, Any], sources: dict[str, Path]) -> list[str]:
+    """One note per dialect other than plain comma/LF/header, naming its files (up to 3)."""
+    files: dict[str, list[str]] = {}
+    for relative, path in sources.items():
+        if path in headers and (summary := headers[path].dialect.summary()) != "comma, LF, header":
+            files.setdefault(summary, []).append(relative)
+    return [
+        f"read as {summary}: {', '.join(names[:3])}"
+        + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        for summary, names in files.items()
+    ]
+
+
 def _prepare_target(target: Path) -> None:
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -330,7 +343,7 @@ def _convert(data: _Dataset, changed: list[str], jobs: int | None, progress: Pro
     if not sources:
         raise CompressError(f"{data.source}: no .csv or .csv.gz files found; put the CSV files there")
     plan, data.headers, notes = plan_dataset(sources, data.settings)
-    data.report.notes += notes
+    data.report.notes += notes + dialect_notes(data.headers, data.sources)
     _prepare_target(data.target)
     if data.manifest.schema != plan.fingerprint() or data.manifest.settings != data.fingerprint:
         changed = list(data.sources)
