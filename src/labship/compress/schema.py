@@ -53,7 +53,7 @@ def unify(left: pa.DataType, right: pa.DataType) -> pa.DataType:
     if kinds == {"int", "float"}:
         return pa.float64()
     if kinds == {"time"}:
-        return pa.timestamp("ns") if "ns" in (str(left), str(right)) else pa.timestamp("ms")
+        return pa.timestamp("ns") if any("ns" in str(item) for item in (left, right)) else pa.timestamp("ms")
     if kinds <= {"int", "decimal"}:
         return lossless.wider_decimal(left, right)
     return pa.string()

@@ -5,7 +5,7 @@ digits, and `1`/`0` into booleans. Here a sampled column is read as text and typ
 value survives the trip (up to number formatting, ISO timestamp forms and null tokens):
 
 - booleans: only `true`/`false` in any letter case (never `1`, `f`, `YES`);
-- integers: digits with an optional sign and no leading zero (other than `0` itself); beyond
+- integers: digits with an optional minus and no leading zero (other than `0` itself); beyond
   int64 they become decimal(38, 0) while they fit, else text;
 - decimals: at most 15 significant digits (float64 holds any such decimal exactly) become float64;
   more become decimal128(precision, scale) while precision <= 38, else text; a leading zero
@@ -24,9 +24,9 @@ import pyarrow.csv as pacsv
 
 FLOAT64_EXACT_DIGITS = 15  # every decimal with <= 15 significant digits survives float64 and back
 DECIMAL_MAX_PRECISION = 38
-INTEGER = r"^[+-]?[0-9]+$"
-DECIMAL = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
-PLAIN_DECIMAL = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)$"
+INTEGER = r"^-?[0-9]+$"  # Arrow refuses a leading "+": such columns stay text
+DECIMAL = r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+PLAIN_DECIMAL = r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)$"
 LEADING_ZERO = r"^[+-]?0[0-9]"
 
 
