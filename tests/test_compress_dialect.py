@@ -249,7 +249,7 @@ def test_refusals(data: bytes, words: str) -> None:
         (DialectSettings(escape="none"), "escape"),
         (DialectSettings(delimiter=";;"), "delimiter"),
         (DialectSettings(delimiter=":"), "delimiter"),
-        (DialectSettings(skip_lines=-1), "skip_lines"),
+        (DialectSettings(skip_lines=-1), "skip-lines"),
         (DialectSettings(quote=";", delimiter=";"), "quote and delimiter"),
         (DialectSettings(comment="//"), "comment"),
     ],

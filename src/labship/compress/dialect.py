@@ -104,7 +104,7 @@ class DialectSettings:
                 f"{origin}: escape {self.escape!r}: use one of {', '.join(ESCAPES)}", exit_code=2
             )
         if self.skip_lines is not None and self.skip_lines < 0:
-            raise DialectError(f"{origin}: skip_lines {self.skip_lines}: use 0 or more", exit_code=2)
+            raise DialectError(f"{origin}: skip-lines {self.skip_lines}: use 0 or more", exit_code=2)
         if self.comment is not None and len(self.comment) > 1:
             raise DialectError(
                 f"{origin}: comment {self.comment!r}: use one character, or '' for none", exit_code=2
@@ -244,8 +244,13 @@ def _check_bytes(head: bytes, path: str) -> None:
         )
 
 
-def line_endings(text: str) -> tuple[str, Counter[str]]:
-    """LF, CRLF, CR, mixed or none, and the counts behind it."""
+def line_endings(data: bytes | str) -> str:
+    """LF, CRLF, CR, mixed or none, from the head of a file."""
+    return _ending_counts(data.decode("latin-1") if isinstance(data, bytes) else data)[0]
+
+
+def _ending_counts(text: str) -> tuple[str, Counter[str]]:
+    """The line endings of `text` and the counts behind them."""
     crlf = text.count("\r\n")
     counts = Counter({"CRLF": crlf, "CR": text.count("\r") - crlf, "LF": text.count("\n") - crlf})
     present = [kind for kind in ("LF", "CRLF", "CR") if counts[kind]]
@@ -524,7 +529,7 @@ def detect(
             "the file is empty (no header line, only blank lines or nothing); delete it, "
             "or use --on-bad-rows skip",
         )
-    ending, counts = line_endings(text)
+    ending, counts = _ending_counts(text)
     evidence.append(
         f"line endings {ending} ("
         + ", ".join(f"{counts[kind]} {kind}" for kind in ("LF", "CRLF", "CR") if counts[kind])
