@@ -360,3 +360,31 @@ def test_a_bad_dialect_key_names_file_and_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path)
     assert "pyproject.toml" in str(caught.value) and "header" in str(caught.value)
+
+
+def test_files_of_one_dataset_may_differ_in_dialect_and_share_one_schema(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from labship.compress import Settings, compress_dataset
+
+    source = tmp_path / "raw"
+    source.mkdir()
+    (source / "a.csv").write_bytes(b"id,zip,value\n1,08123,2.5\n2,10001,3\n")
+    (source / "b.csv").write_bytes(
+        b"\xef\xbb\xbf# site north\r\nid;zip;value\r\n3;09001;4.25\r\n4;75001;\r\n"
+    )
+    (source / "c.csv").write_bytes(b"id\tzip\tvalue\r5\t02134\t1e3\r")
+    report = compress_dataset("mixed", source, tmp_path / "out", Settings(), jobs=1)
+    assert report.converted == 3
+    assert {name: d["delimiter"] for name, d in report.dialects.items()} == {
+        "a.csv": ",",
+        "b.csv": ";",
+        "c.csv": "\t",
+    }
+    assert (report.dialects["b.csv"]["bom"], report.dialects["b.csv"]["skip_lines"]) == (True, 1)
+    assert report.dialects["c.csv"]["line_endings"] == "CR"
+    tables = {name: pq.read_table(tmp_path / "out" / f"{name}.parquet") for name in "abc"}
+    assert len({table.schema for table in tables.values()}) == 1
+    assert tables["b"].column("zip").to_pylist() == ["09001", "75001"]
+    assert tables["b"].column("value").to_pylist() == [4.25, None]
+    assert tables["c"].to_pylist() == [{"id": 5, "zip": "02134", "value": 1000.0}]
