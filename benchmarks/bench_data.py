@@ -107,7 +107,7 @@ def size_of(directory: Path) -> tuple[int, int]:
     return len(files), sum(path.stat().st_size for path in files)
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=20, help="sample CSV files (default 20)")
     parser.add_argument("--rows", type=int, default=13_000, help="rows per file (default 13000, ~2 MB)")
@@ -115,86 +115,107 @@ def main() -> int:
     parser.add_argument(
         "--uplink-repeat", type=int, default=2, help="runs through the uplink-capped relay (0: skip them)"
     )
-    options = parser.parse_args()
+    return parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="labship-bench-data-") as temporary:
-        work = Path(temporary)
-        repos = build_versions(work, options.files, options.rows)
-        sizes = {version: size_of(repo / "data") for version, repo in repos.items()}
-        for version, (count, size) in sizes.items():
-            print(f"{version:8} {count} files, {format_bytes(size)}")
 
-        moto: MotoServer = start_moto()
-        ssh: SshServer | None = make_sshd(work / "sshd") if sshd_available() else None
-        try:
-            moto.client().create_bucket(Bucket=moto.bucket)
-            if ssh is not None:
-                ssh.start()
-            for version, repo in repos.items():
-                data.set_remote(repo, str(work / f"remote-{version}"), name="local")
-                if ssh is not None:
-                    data.set_remote(repo, f"{ssh.url()}/{version}", name="ssh", keyfile=str(ssh.key))
-                data.set_remote(
-                    repo,
-                    f"s3://{moto.bucket}/{version}",
-                    name="s3-moto",
-                    endpoint_url=moto.endpoint,
-                    access_key_id="bench",
-                    secret_access_key="bench-secret",
-                )
+def add_remotes(repos: dict[str, Path], work: Path, moto: MotoServer, ssh: SshServer | None) -> None:
+    """The loopback remotes of every version: a local directory, sshd (if installed), moto S3."""
+    for version, repo in repos.items():
+        data.set_remote(repo, str(work / f"remote-{version}"), name="local")
+        if ssh is not None:
+            data.set_remote(repo, f"{ssh.url()}/{version}", name="ssh", keyfile=str(ssh.key))
+        data.set_remote(
+            repo,
+            f"s3://{moto.bucket}/{version}",
+            name="s3-moto",
+            endpoint_url=moto.endpoint,
+            access_key_id="bench",
+            secret_access_key="bench-secret",
+        )
 
-            def empty_bucket(version: str) -> None:
-                client = moto.client()
-                for key in moto.objects(version + "/"):
-                    client.delete_object(Bucket=moto.bucket, Key=key)
 
-            results: dict[tuple[str, str], dict[str, float]] = {}
-            emptiers: dict[str, Callable[[str], None]] = {
-                "local": lambda version: shutil.rmtree(work / f"remote-{version}", ignore_errors=True),
-                "s3-moto": empty_bucket,
-            }
-            if ssh is not None:
-                storage = ssh.storage
-                emptiers["ssh"] = lambda version: shutil.rmtree(storage / version, ignore_errors=True)
-            for kind, empty_remote in emptiers.items():
-                for version, medians in measure(repos, kind, empty_remote, options.repeat).items():
-                    results[(kind, version)] = medians
+def empty_bucket(moto: MotoServer, prefix: str) -> None:
+    client = moto.client()
+    for key in moto.objects(prefix + "/"):
+        client.delete_object(Bucket=moto.bucket, Key=key)
 
-            # The same servers behind a relay capped at the uplink: what a real link adds.
-            if options.uplink_repeat > 0:
-                link = f"{UPLINK_MBPS:g} Mbit/s"
-                moto_link = Relay(moto.port, mbps=UPLINK_MBPS)
-                linked: dict[str, Callable[[str], None]] = {
-                    f"s3 {link}": lambda version: empty_bucket(f"{version}-link")
-                }
-                for version, repo in repos.items():
-                    data.set_remote(
-                        repo,
-                        f"s3://{moto.bucket}/{version}-link",
-                        name="s3-link",
-                        endpoint_url=f"http://127.0.0.1:{moto_link.port}",
-                        access_key_id="bench",
-                        secret_access_key="bench-secret",
-                    )
-                names = {f"s3 {link}": "s3-link"}
-                if ssh is not None:
-                    ssh_link = Relay(ssh.port, mbps=UPLINK_MBPS)
-                    for version, repo in repos.items():
-                        url = f"{ssh.url(ssh_link.port)}/{version}-link"
-                        data.set_remote(repo, url, name="ssh-link", keyfile=str(ssh.key))
-                    linked[f"ssh {link}"] = lambda version: shutil.rmtree(
-                        storage / f"{version}-link", ignore_errors=True
-                    )
-                    names[f"ssh {link}"] = "ssh-link"
-                for label, empty_remote in linked.items():
-                    measured = measure(repos, names[label], empty_remote, options.uplink_repeat)
-                    for version, medians in measured.items():
-                        results[(label, version)] = medians
-        finally:
-            stop(moto.process)
-            if ssh is not None:
-                ssh.stop()
 
+def loopback_emptiers(
+    work: Path, moto: MotoServer, ssh: SshServer | None
+) -> dict[str, Callable[[str], None]]:
+    """Per remote name, how to empty a version's storage before a push."""
+    emptiers: dict[str, Callable[[str], None]] = {
+        "local": lambda version: shutil.rmtree(work / f"remote-{version}", ignore_errors=True),
+        "s3-moto": lambda version: empty_bucket(moto, version),
+    }
+    if ssh is not None:
+        storage = ssh.storage
+        emptiers["ssh"] = lambda version: shutil.rmtree(storage / version, ignore_errors=True)
+    return emptiers
+
+
+def linked_remotes(
+    repos: dict[str, Path], moto: MotoServer, ssh: SshServer | None
+) -> dict[str, tuple[str, Callable[[str], None]]]:
+    """The same servers behind a relay capped at the uplink: label -> (remote name, emptier)."""
+    link = f"{UPLINK_MBPS:g} Mbit/s"
+    moto_link = Relay(moto.port, mbps=UPLINK_MBPS)
+    for version, repo in repos.items():
+        data.set_remote(
+            repo,
+            f"s3://{moto.bucket}/{version}-link",
+            name="s3-link",
+            endpoint_url=f"http://127.0.0.1:{moto_link.port}",
+            access_key_id="bench",
+            secret_access_key="bench-secret",
+        )
+    linked = {f"s3 {link}": ("s3-link", lambda version: empty_bucket(moto, f"{version}-link"))}
+    if ssh is not None:
+        ssh_link = Relay(ssh.port, mbps=UPLINK_MBPS)
+        for version, repo in repos.items():
+            data.set_remote(
+                repo, f"{ssh.url(ssh_link.port)}/{version}-link", name="ssh-link", keyfile=str(ssh.key)
+            )
+        storage = ssh.storage
+        linked[f"ssh {link}"] = (
+            "ssh-link",
+            lambda version: shutil.rmtree(storage / f"{version}-link", ignore_errors=True),
+        )
+    return linked
+
+
+def measure_all(
+    repos: dict[str, Path], work: Path, options: argparse.Namespace
+) -> tuple[dict[tuple[str, str], dict[str, float]], bool]:
+    """Medians per (remote label, version); and whether sshd was available."""
+    moto: MotoServer = start_moto()
+    ssh: SshServer | None = make_sshd(work / "sshd") if sshd_available() else None
+    results: dict[tuple[str, str], dict[str, float]] = {}
+    try:
+        moto.client().create_bucket(Bucket=moto.bucket)
+        if ssh is not None:
+            ssh.start()
+        add_remotes(repos, work, moto, ssh)
+        plan = {
+            kind: (kind, emptier, options.repeat)
+            for kind, emptier in loopback_emptiers(work, moto, ssh).items()
+        }
+        if options.uplink_repeat > 0:
+            for label, (name, emptier) in linked_remotes(repos, moto, ssh).items():
+                plan[label] = (name, emptier, options.uplink_repeat)
+        for label, (name, emptier, repeat) in plan.items():
+            for version, medians in measure(repos, name, emptier, repeat).items():
+                results[(label, version)] = medians
+    finally:
+        stop(moto.process)
+        if ssh is not None:
+            ssh.stop()
+    return results, ssh is not None
+
+
+def print_results(
+    results: dict[tuple[str, str], dict[str, float]], sizes: dict[str, tuple[int, int]], had_ssh: bool
+) -> None:
     print()
     header = f"{'remote':20} {'action':6} {'CSV':>8} {'Parquet':>8} {'CSV/Parquet':>11}"
     print(header)
@@ -205,7 +226,7 @@ def main() -> int:
             parquet_time = results[(kind, "parquet")][action]
             ratio = csv_time / parquet_time
             print(f"{kind:20} {action:6} {csv_time:7.2f}s {parquet_time:7.2f}s {ratio:10.1f}x")
-    if ssh is None:
+    if not had_ssh:
         print("ssh: skipped (/usr/sbin/sshd not installed)")
     csv_bytes, parquet_bytes = sizes["csv"][1], sizes["parquet"][1]
     print(
@@ -214,6 +235,18 @@ def main() -> int:
         f"CSV {format_duration(transfer_seconds(csv_bytes, UPLINK_MBPS))}, "
         f"Parquet {format_duration(transfer_seconds(parquet_bytes, UPLINK_MBPS))}"
     )
+
+
+def main() -> int:
+    options = parse_args()
+    with tempfile.TemporaryDirectory(prefix="labship-bench-data-") as temporary:
+        work = Path(temporary)
+        repos = build_versions(work, options.files, options.rows)
+        sizes = {version: size_of(repo / "data") for version, repo in repos.items()}
+        for version, (count, size) in sizes.items():
+            print(f"{version:8} {count} files, {format_bytes(size)}")
+        results, had_ssh = measure_all(repos, work, options)
+    print_results(results, sizes, had_ssh)
     return 0
 
 

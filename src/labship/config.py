@@ -60,6 +60,9 @@ class Dataset:
     codec: str = "zstd"
     level: int | None = None
     on_bad_rows: str = "error"
+    # CSV dialect keys set in the table (delimiter, quote, escape, header, skip_lines, comment);
+    # plain values, checked by labship.compress.dialect.DialectSettings
+    dialect: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -242,7 +245,25 @@ def _dataset(reader: _Reader, name: str, root: Path) -> Dataset:
         codec=reader.choice("codec", CODECS, "zstd"),
         level=level,
         on_bad_rows=reader.choice("on-bad-rows", BAD_ROW_POLICIES, "error"),
+        dialect=_dialect(reader),
     )
+
+
+def _dialect(reader: _Reader) -> dict[str, Any]:
+    """The CSV dialect keys a dataset sets (the rest is detected per file)."""
+    chosen: dict[str, Any] = {}
+    for key in ("delimiter", "quote", "escape", "comment"):
+        if (value := reader.optional_str(key)) is not None:
+            chosen[key] = value
+    if (header := reader.table.get("header")) is not None:
+        if not isinstance(header, bool):
+            reader.fail("header", "must be true (the first row names the columns) or false")
+        chosen["header"] = header
+    if (skip := reader.table.get("skip-lines")) is not None:
+        if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
+            reader.fail("skip-lines", "must be a number of lines, 0 or more")
+        chosen["skip_lines"] = skip
+    return chosen
 
 
 def _image(reader: _Reader, name: str) -> ImageVariant:

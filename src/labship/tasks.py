@@ -37,6 +37,12 @@ def user_errors() -> Iterator[None]:
         "partition_by": "comma list of columns: write a hive-partitioned dataset (COL=value/...)",
         "report": "also write the report as JSON to this file",
         "jobs": "number of worker processes (default: one per CPU core)",
+        "delimiter": "CSV delimiter: comma, semicolon, pipe or tab (default: detected per file)",
+        "quote": "quote character, or '' for none (default: detected, usually \")",
+        "escape": 'quotes inside quoted fields: double ("") or backslash (\\") (default: detected)',
+        "header": "true: the first row names the columns; false: it is data (default: detected)",
+        "skip_lines": "number of lines before the header / first row to skip (default: detected)",
+        "comment": "leading lines starting with this character are skipped; '' for none (default: #)",
     }
 )
 def compress(  # type: ignore[no-untyped-def]
@@ -52,6 +58,12 @@ def compress(  # type: ignore[no-untyped-def]
     partition_by=None,
     report=None,
     jobs=None,
+    delimiter=None,
+    quote=None,
+    escape=None,
+    header=None,
+    skip_lines=None,
+    comment=None,
 ):
     """Convert CSV to Parquet for the datasets of [tool.labship.datasets] (only what changed)."""
     from pathlib import Path
@@ -74,6 +86,7 @@ def compress(  # type: ignore[no-untyped-def]
             level=int(level) if level is not None else None,
             on_bad_rows=on_bad_rows,
             partition_by=names(partition_by),
+            dialect=dialect_flags(delimiter, quote, escape, header, skip_lines, comment),
         )
         reports = engine.run(
             dataset=dataset,
@@ -85,6 +98,26 @@ def compress(  # type: ignore[no-untyped-def]
         )
     if source is None and overrides == engine.Overrides():
         record_lineage([report.name for report in reports])
+
+
+def dialect_flags(  # type: ignore[no-untyped-def]
+    delimiter, quote, escape, header, skip_lines, comment
+):
+    """The dialect flags of `invoke compress` as DialectSettings (checked by the engine)."""
+    from labship.compress import CompressError
+    from labship.compress.dialect import settings_from
+
+    values = {"delimiter": delimiter, "quote": quote, "escape": escape, "comment": comment}
+    chosen = {key: value for key, value in values.items() if value is not None}
+    if header is not None:
+        if str(header).lower() not in ("true", "false"):
+            raise CompressError(f"--header {header}: use true or false", exit_code=2)
+        chosen["header"] = str(header).lower() == "true"
+    if skip_lines is not None:
+        if not str(skip_lines).isdigit():
+            raise CompressError(f"--skip-lines {skip_lines}: use a number of lines, 0 or more", exit_code=2)
+        chosen["skip_lines"] = int(skip_lines)
+    return settings_from(chosen)
 
 
 def record_lineage(dataset_names: list[str]) -> None:

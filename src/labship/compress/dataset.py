@@ -1,0 +1,411 @@
+"""Converting a dataset: discovery, target safety, the manifest, rounds of conversion, the report.
+
+1. The sources (regular `.csv`/`.csv.gz` files under the source directory; other entries are
+   skipped with a note) are compared with the manifest of the previous run: a file whose size,
+   mtime and settings are unchanged is skipped without being opened.
+2. The whole plan is made before the target is touched: settings validated, every changed file's
+   dialect and header read, the dataset schema inferred (`schema.plan_dataset`). A bad setting or
+   an unknown column leaves the target exactly as it was.
+3. Changed files are converted (largest first; in worker processes when there is enough data),
+   each as a `FileJob` returning a `JobOutcome`. An outcome asking for promotion widens the plan and
+   starts another round over every file, so all outputs share one schema.
+4. Outputs of sources that are gone, and old outputs a source no longer produces, are removed
+   only after the run succeeded, and only when they lie inside the target.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import stat as stat_module
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from labship._fs import clean_temporaries
+from labship.compress.errors import CompressError, Promotion, printable
+from labship.compress.manifest import Manifest
+from labship.compress.pipeline import FileResult, convert_file, use_lean_allocator
+from labship.compress.report import DatasetReport, ProgressHook
+from labship.compress.schema import Plan, SourceHeader, plan_dataset, unify
+from labship.compress.settings import Settings, validate
+from labship.compress.sinks import output_name, rejected_name
+
+POOL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs more than it saves
+MAX_ROUNDS = 20
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """Everything a worker needs to convert one source."""
+
+    source: Path
+    relative: str
+    target: Path
+    header: SourceHeader
+    plan: Plan
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a worker reports: a result, columns to widen, or an error message (exactly one)."""
+
+    relative: str
+    result: FileResult | None = None
+    promotions: dict[str, pa.DataType] = field(default_factory=dict)
+    error: str | None = None
+
+
+def run_job(job: FileJob, on_progress: Callable[[int], None] | None = None) -> JobOutcome:
+    """Convert one source; every expected failure becomes an outcome naming the file."""
+    try:
+        result = convert_file(
+            job.source, job.relative, job.target, job.header, job.plan, job.settings, on_progress=on_progress
+        )
+        return JobOutcome(job.relative, result=result)
+    except Promotion as promotion:
+        return JobOutcome(job.relative, promotions=promotion.changes)
+    except CompressError as error:
+        return JobOutcome(job.relative, error=str(error))
+    except (pa.ArrowException, OSError) as error:  # e.g. disk full, permissions: name the file
+        return JobOutcome(job.relative, error=f"{job.source}: {printable(str(error), 300)}")
+
+
+_worker_progress: Any = None
+
+
+def _init_worker(progress_queue: Any) -> None:
+    global _worker_progress
+    _worker_progress = progress_queue
+
+
+def _pool_job(job: FileJob) -> JobOutcome:
+    """Worker-process entry point: progress goes through the shared queue."""
+    return run_job(job, _worker_progress.put if _worker_progress is not None else None)
+
+
+def check_separate(source: Path, target: Path) -> None:
+    """Refuse a target equal to, inside, or above the source (compared as resolved paths)."""
+    try:
+        real_source, real_target = source.resolve(strict=False), target.resolve(strict=False)
+    except (OSError, RuntimeError) as error:
+        raise CompressError(f"{source} or {target}: cannot resolve the path: {error}") from error
+    if real_source == real_target:
+        raise CompressError(f"target {target} is the source directory; choose another --target / `target`")
+    if real_target.is_relative_to(real_source):
+        raise CompressError(
+            f"target {target} is inside the source {source}: each run would read its own outputs; "
+            "choose a target outside the source"
+        )
+    if real_source.is_relative_to(real_target):
+        raise CompressError(
+            f"target {target} contains the source {source}: outputs and sources would mix; "
+            "choose a target outside the source"
+        )
+
+
+def _is_source_name(name: str) -> bool:
+    return not name.startswith(".") and (name.endswith(".csv") or name.endswith(".csv.gz"))
+
+
+def _regular(path: Path, notes: list[str]) -> bool:
+    """Whether `path` is a regular file (links followed); anything else is noted and skipped."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        notes.append(f"{path}: skipped: {error.strerror or error} (a dangling link or a link loop?)")
+        return False
+    if not stat_module.S_ISREG(mode):
+        notes.append(f"{path}: skipped: not a regular file (a FIFO, socket or device)")
+        return False
+    return True
+
+
+def find_sources(source: Path, *, notes: list[str] | None = None) -> dict[str, Path]:
+    """Regular `.csv` and `.csv.gz` files under `source` by relative path (sorted), hidden ones left out."""
+    notes = [] if notes is None else notes
+    if not source.is_dir():
+        raise CompressError(f"source directory {source} does not exist; create it or fix `source`")
+    found: dict[str, Path] = {}
+    outputs: dict[str, str] = {}
+
+    def walk_error(error: OSError) -> None:
+        notes.append(f"{error.filename}: skipped: {error.strerror or error}")
+
+    for root, directories, files in os.walk(source, onerror=walk_error):
+        here = Path(root)
+        directories[:] = sorted(name for name in directories if not name.startswith("."))
+        for name in sorted(files):
+            if not _is_source_name(name) or not _regular(here / name, notes):
+                continue
+            relative = (here / name).relative_to(source).as_posix()
+            clash = outputs.get(output_name(relative))
+            if clash:
+                raise CompressError(
+                    f"{source}: {clash} and {relative} would both become {output_name(relative)}; keep one"
+                )
+            outputs[output_name(relative)] = relative
+            found[relative] = here / name
+    return dict(sorted(found.items()))
+
+
+class _Round:
+    """One pass over the changed files with one plan; records results in the manifest and report."""
+
+    def __init__(self, dataset: _Dataset, plan: Plan, changed: list[str]) -> None:
+        self.dataset = dataset
+        self.plan = plan
+        self.order = sorted(changed, key=lambda rel: (-dataset.stats[rel].st_size, rel))
+        self.promotions: dict[str, pa.DataType] = {}
+
+    def jobs(self) -> list[FileJob]:
+        data = self.dataset
+        return [
+            FileJob(
+                data.sources[rel], rel, data.target, data.headers[data.sources[rel]], self.plan, data.settings
+            )
+            for rel in self.order
+        ]
+
+    def record(self, outcome: JobOutcome) -> None:
+        data = self.dataset
+        if outcome.result is not None:
+            data.commit(outcome.relative, outcome.result)
+        elif outcome.error is not None:
+            data.report.errors.append(outcome.error)
+        else:
+            for column, data_type in outcome.promotions.items():
+                self.promotions[column] = unify(self.promotions.get(column, pa.null()), data_type)
+
+    def run(self, jobs: int | None, progress: ProgressHook) -> dict[str, pa.DataType]:
+        """Convert every file of the round; return the promotions any of them needs."""
+        total = sum(self.dataset.stats[rel].st_size for rel in self.order)
+        workers = min(jobs or os.cpu_count() or 1, len(self.order))
+        if jobs is None and total < POOL_MIN_BYTES:
+            workers = 1  # starting worker processes costs more than it saves on small data
+        progress.start(self.dataset.report.name, total)
+        try:
+            if workers <= 1:
+                for job in self.jobs():
+                    self.record(run_job(job, progress.advance))
+            else:
+                _run_pool(self.jobs(), workers, progress, self.record)
+        finally:
+            progress.stop()
+        if self.dataset.report.errors and not self.promotions:
+            raise CompressError("\n".join(self.dataset.report.errors))
+        return self.promotions
+
+
+def _run_pool(
+    jobs: list[FileJob], workers: int, progress: ProgressHook, record: Callable[[JobOutcome], None]
+) -> None:
+    import multiprocessing
+
+    # forkserver: workers fork from a clean server that imported labship (and pyarrow) once, so they
+    # start in milliseconds without inheriting this process's threads; spawn where it is missing
+    try:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["labship.compress"])
+    except ValueError:
+        context = multiprocessing.get_context("spawn")
+    progress_queue = context.Queue()
+    stop = threading.Event()
+
+    def forward() -> None:
+        while not stop.is_set() or not progress_queue.empty():
+            try:
+                progress.advance(progress_queue.get(timeout=0.1))
+            except queue.Empty:
+                continue
+
+    forwarder = threading.Thread(target=forward, daemon=True)
+    forwarder.start()
+    try:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(progress_queue,)
+        ) as pool:
+            running: set[Future[JobOutcome]] = {pool.submit(_pool_job, job) for job in jobs}
+            while running:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    record(future.result())
+    finally:
+        stop.set()
+        forwarder.join()
+
+
+class _Dataset:
+    """The state of one dataset's run: sources, stats, manifest, headers, report."""
+
+    def __init__(self, report: DatasetReport, source: Path, target: Path, settings: Settings) -> None:
+        self.report = report
+        self.source = source
+        self.target = target
+        self.settings = settings
+        self.fingerprint = settings.fingerprint()
+        self.sources = find_sources(source, notes=report.notes)
+        self.stats = {relative: _stat(path) for relative, path in self.sources.items()}
+        self.manifest = Manifest.load(target)
+        self.previous = {rel: self.manifest.outputs(rel, target) for rel in self.manifest.files}
+        self.headers: dict[Path, SourceHeader] = {}
+
+    def changed(self) -> list[str]:
+        return [
+            rel
+            for rel in self.sources
+            if not self.manifest.is_current(rel, self.stats[rel], self.fingerprint, self.target)
+        ]
+
+    def gone(self) -> list[str]:
+        return [rel for rel in self.manifest.files if rel not in self.sources]
+
+    def commit(self, relative: str, result: FileResult) -> None:
+        """Record a converted file in the manifest (saved at once: a killed run resumes)."""
+        stat = self.stats[relative]
+        self.manifest.files[relative] = {
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "settings": self.fingerprint,
+            "outputs": result.outputs,
+            "rows": result.rows,
+            "rejected": result.rejected,
+            "csv_bytes": result.csv_bytes,
+            "parquet_bytes": result.parquet_bytes,
+        }
+        self.manifest.save(self.target)
+        self.report.converted += 1
+        self.report.converted_csv_bytes += result.csv_bytes
+
+    def remove_stale(self) -> None:
+        """Old outputs that no current source produces any more (inside the target only)."""
+        current = {
+            (self.target / output).resolve()
+            for entry in self.manifest.files.values()
+            for output in entry.get("outputs", [])
+        }
+        for paths in self.previous.values():
+            for path in paths:
+                if path.resolve() not in current:
+                    _unlink(path)
+
+
+def _stat(path: Path) -> os.stat_result:
+    try:
+        return path.stat()
+    except OSError as error:
+        raise CompressError(f"{path}: cannot read: {error.strerror or error}") from error
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as error:
+        raise CompressError(f"{path}: cannot remove the old output: {error.strerror or error}") from error
+
+
+def dialect_notes(headers: dict[Path, Any], sources: dict[str, Path]) -> list[str]:
+    """One note per dialect other than plain comma/LF/header, naming its files (up to 3)."""
+    files: dict[str, list[str]] = {}
+    for relative, path in sources.items():
+        if path in headers and (summary := headers[path].dialect.summary()) != "comma, LF, header":
+            files.setdefault(summary, []).append(relative)
+    return [
+        f"read as {summary}: {', '.join(names[:3])}"
+        + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        for summary, names in files.items()
+    ]
+
+
+def _prepare_target(target: Path) -> None:
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        clean_temporaries(target)
+    except OSError as error:
+        raise CompressError(
+            f"target {target}: cannot write there: {error.strerror or error}; fix its permissions or "
+            "choose another target"
+        ) from error
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise CompressError(f"target {target}: not writable; fix its permissions or choose another target")
+
+
+def _convert(data: _Dataset, changed: list[str], jobs: int | None, progress: ProgressHook) -> None:
+    """Plan (before touching the target), then rounds of conversion until no column widens."""
+    sources = list(data.sources.values())
+    if not sources:
+        raise CompressError(f"{data.source}: no .csv or .csv.gz files found; put the CSV files there")
+    plan, data.headers, notes = plan_dataset(sources, data.settings)
+    data.report.notes += notes + dialect_notes(data.headers, data.sources)
+    _prepare_target(data.target)
+    if data.manifest.schema != plan.fingerprint() or data.manifest.settings != data.fingerprint:
+        changed = list(data.sources)
+    data.manifest.settings, data.manifest.schema = data.fingerprint, plan.fingerprint()
+    for _round in range(MAX_ROUNDS):
+        changed = [rel for rel in changed if data.sources[rel] in data.headers]  # empty files were skipped
+        data.report.dialects = {rel: data.headers[data.sources[rel]].dialect.describe() for rel in changed}
+        promotions = _Round(data, plan, changed).run(jobs, progress)
+        if not promotions:
+            break
+        plan = plan.promoted(promotions)
+        data.report.notes.append(
+            "widened after reading past the samples: "
+            + ", ".join(f"{column} -> {data_type}" for column, data_type in promotions.items())
+        )
+        data.manifest.schema = plan.fingerprint()
+        data.report.converted, data.report.converted_csv_bytes, data.report.errors = 0, 0, []
+        changed = list(data.sources)
+    for relative in data.gone():
+        del data.manifest.files[relative]
+    available = list(dict.fromkeys(name for header in data.headers.values() for name in header.names))
+    data.manifest.columns = {"kept": plan.columns, "available": available}
+    data.manifest.save(data.target)
+    data.remove_stale()
+
+
+def _totals(report: DatasetReport, manifest: Manifest) -> None:
+    for relative, entry in manifest.files.items():
+        report.rows += entry["rows"]
+        report.rejected_rows += entry["rejected"]
+        report.csv_bytes += entry["csv_bytes"]
+        report.parquet_bytes += entry["parquet_bytes"]
+        if entry["rejected"]:
+            report.rejected_files.append(rejected_name(relative))
+    columns = manifest.columns.get("kept", [])
+    report.columns_kept = len(columns)
+    report.columns_dropped = len(manifest.columns.get("available", columns)) - len(columns)
+
+
+def compress_dataset(
+    name: str,
+    source: Path,
+    target: Path,
+    settings: Settings,
+    *,
+    uplink_mbps: float = 24.5,
+    jobs: int | None = None,
+    progress: ProgressHook | None = None,
+) -> DatasetReport:
+    """Convert every source of a dataset that changed since the last run; see the module docstring."""
+    started = time.perf_counter()
+    validate(settings)
+    use_lean_allocator()
+    source, target = Path(source), Path(target)
+    check_separate(source, target)
+    report = DatasetReport(name=name, source=str(source), target=str(target), uplink_mbps=uplink_mbps)
+    data = _Dataset(report, source, target, settings)
+    changed = data.changed()
+    if changed or data.gone() or data.manifest.settings != data.fingerprint:
+        _convert(data, changed, jobs, progress or ProgressHook())
+    report.files = len(data.sources)
+    report.skipped = report.files - report.converted - len(report.errors)
+    _totals(report, data.manifest)
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,231 @@
+"""Where parsed rows go: one Parquet file per source, hive partitions, and the rejected-rows side file.
+
+Every sink writes under a temporary name of the one labship pattern (`.<name>.labship-tmp`,
+`labship._fs.TEMP_SUFFIX`, ignored by the generated `.dvcignore`); `commit` verifies the row count
+and renames into place, `abandon` removes the temporary. Nothing under a final name is ever partial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from labship._fs import TEMP_SUFFIX
+from labship.compress.errors import CompressError
+from labship.compress.schema import Plan
+from labship.compress.settings import Settings
+
+REJECTED_DIR = "_rejected"
+MAX_PARTITIONS = 1000
+
+
+def temporary(path: Path) -> Path:
+    """The in-progress name of `path` (hidden, labship's one temporary suffix)."""
+    return path.with_name(f".{path.name}{TEMP_SUFFIX}")
+
+
+def output_name(relative: str) -> str:
+    """`a/b.csv` and `a/b.csv.gz` -> `a/b.parquet`."""
+    stem = relative[: -len(".csv.gz")] if relative.endswith(".csv.gz") else relative[: -len(".csv")]
+    return f"{stem}.parquet"
+
+
+def rejected_name(relative: str) -> str:
+    """The side file of `relative`'s rejected rows, relative to the target."""
+    return f"{REJECTED_DIR}/{output_name(relative)[: -len('.parquet')]}.csv"
+
+
+def write_options(plan: Plan, settings: Settings, columns: list[str]) -> dict[str, Any]:
+    """ParquetWriter options: zstd 3, one data page per column chunk, delta-encoded timestamps."""
+    timestamps = [name for name in columns if pa.types.is_timestamp(plan.types[name])]
+    codec = "none" if settings.codec == "none" else settings.codec
+    level = settings.level if settings.level is not None else (3 if codec == "zstd" else None)
+    stamped = set(timestamps)
+    return {
+        "compression": codec,
+        "compression_level": level,
+        "use_dictionary": [name for name in columns if name not in stamped],
+        "column_encoding": dict.fromkeys(timestamps, "DELTA_BINARY_PACKED") or None,
+        "data_page_size": 64 << 20,
+        "max_rows_per_page": settings.row_group_rows * 2,
+        "dictionary_pagesize_limit": 4 << 20,
+        "write_statistics": True,
+    }
+
+
+def output_schema(plan: Plan, columns: list[str]) -> pa.Schema:
+    """The file schema; a column empty in the whole dataset is stored as string (readable everywhere)."""
+    return pa.schema(
+        [(name, pa.string() if pa.types.is_null(plan.types[name]) else plan.types[name]) for name in columns]
+    )
+
+
+class Sink(Protocol):
+    """Receives row groups of one source; `commit` makes them visible, `abandon` removes them."""
+
+    rows: int
+
+    def write(self, table: pa.Table) -> None: ...
+
+    def commit(self, expected_rows: int, source: Path) -> list[Path]: ...
+
+    def abandon(self) -> None: ...
+
+
+def _verify(path: Path, expected_rows: int, source: Path) -> None:
+    written = pq.read_metadata(path).num_rows
+    if written != expected_rows:
+        raise CompressError(f"{source}: wrote {written} rows but read {expected_rows}; output discarded")
+
+
+class FileSink:
+    """One Parquet file written under a temporary name and renamed once its row count is verified.
+
+    `staged=True` leaves the verified file under its temporary name (`staged_path`) for the caller
+    to rename once every file of the run is done."""
+
+    def __init__(self, path: Path, schema: pa.Schema, options: dict[str, Any]) -> None:
+        self.path = path
+        self.schema = schema
+        self.temporary = temporary(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.writer: pq.ParquetWriter | None = pq.ParquetWriter(self.temporary, schema, **options)
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        """Append one row group."""
+        assert self.writer is not None
+        self.writer.write_table(table.cast(self.schema), row_group_size=max(table.num_rows, 1))
+        self.rows += table.num_rows
+
+    def commit(self, expected_rows: int, source: Path) -> list[Path]:
+        """Close, verify the row count, rename into place."""
+        assert self.writer is not None
+        self.writer.close()
+        self.writer = None
+        _verify(self.temporary, expected_rows, source)
+        os.replace(self.temporary, self.path)
+        return [self.path]
+
+    def abandon(self) -> None:
+        """Remove the temporary."""
+        if self.writer is not None:
+            with contextlib.suppress(Exception):  # the file is deleted anyway
+                self.writer.close()
+        self.temporary.unlink(missing_ok=True)
+
+
+def _partition_dir(names: tuple[str, ...], values: tuple[Any, ...]) -> str:
+    parts = []
+    for name, value in zip(names, values, strict=True):
+        if value is None:
+            text = "__HIVE_DEFAULT_PARTITION__"
+        elif hasattr(value, "isoformat"):
+            text = value.isoformat()
+        else:
+            text = str(value)
+        parts.append(f"{quote(name, safe='')}={quote(text, safe='')}")
+    return "/".join(parts)
+
+
+class PartitionedSink:
+    """Hive-style output `COL=value/<name>.parquet`: one writer per partition value of this source."""
+
+    def __init__(
+        self, root: Path, file_name: str, schema: pa.Schema, by: tuple[str, ...], options: dict[str, Any]
+    ) -> None:
+        self.root = root
+        self.file_name = file_name
+        self.by = by
+        self.schema = pa.schema([schema.field(name) for name in schema.names if name not in by])
+        self.options = options
+        self.sinks: dict[tuple[Any, ...], FileSink] = {}
+        self.rows = 0
+
+    def _mask(self, table: pa.Table, values: tuple[Any, ...]) -> Any:
+        mask = None
+        for name, value in zip(self.by, values, strict=True):
+            column = table.column(name)
+            match = pc.is_null(column) if value is None else pc.fill_null(pc.equal(column, value), False)
+            mask = match if mask is None else pc.and_(mask, match)
+        return mask
+
+    def _sink(self, values: tuple[Any, ...]) -> FileSink:
+        sink = self.sinks.get(values)
+        if sink is None:
+            if len(self.sinks) >= MAX_PARTITIONS:
+                raise CompressError(
+                    f"--partition-by {','.join(self.by)}: more than {MAX_PARTITIONS} partitions; "
+                    "partition by a column with fewer distinct values"
+                )
+            path = self.root / _partition_dir(self.by, values) / self.file_name
+            sink = self.sinks[values] = FileSink(path, self.schema, self.options)
+        return sink
+
+    def write(self, table: pa.Table) -> None:
+        """Split the rows by partition value and append each part to its file."""
+        keys = table.select(list(self.by)).group_by(list(self.by), use_threads=False).aggregate([])
+        for key in keys.to_pylist():
+            values = tuple(key[name] for name in self.by)
+            self._sink(values).write(table.filter(self._mask(table, values)).drop_columns(list(self.by)))
+        self.rows += table.num_rows
+
+    def commit(self, expected_rows: int, source: Path) -> list[Path]:
+        """Commit every partition file."""
+        if self.rows != expected_rows:
+            raise CompressError(f"{source}: partitioned {self.rows} rows but read {expected_rows}")
+        outputs = []
+        for sink in self.sinks.values():
+            outputs += sink.commit(sink.rows, source)
+        return outputs
+
+    def abandon(self) -> None:
+        """Remove every partition's temporary."""
+        for sink in self.sinks.values():
+            sink.abandon()
+
+
+def _csv_cell(value: str) -> str:
+    return f'"{value.replace(chr(34), chr(34) * 2)}"' if any(c in value for c in ',"\r\n') else value
+
+
+class RejectedRows:
+    """Side file of rows set aside by `--on-bad-rows skip`: the header, then each row as read."""
+
+    def __init__(self, path: Path, header: list[str]) -> None:
+        self.path = path
+        self.header = header
+        self.temporary = temporary(path)
+        self.handle: io.BufferedWriter | None = None
+        self.count = 0
+
+    def add(self, raw: bytes) -> None:
+        """Append one raw row."""
+        if self.handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = open(self.temporary, "wb")  # noqa: SIM115 - closed in finish()
+            self.handle.write((",".join(_csv_cell(name) for name in self.header) + "\n").encode())
+        self.handle.write(raw.rstrip(b"\r\n") + b"\n")
+        self.count += 1
+
+    def finish(self) -> None:
+        """Rename into place (or remove an old side file when no row was set aside)."""
+        if self.handle is not None:
+            self.handle.close()
+            os.replace(self.temporary, self.path)
+        elif self.path.exists():
+            self.path.unlink()
+
+    def abandon(self) -> None:
+        """Remove the temporary."""
+        if self.handle is not None:
+            self.handle.close()
+            self.temporary.unlink(missing_ok=True)

@@ -1,0 +1,160 @@
+"""Lossless type inference: a value's source text must be recoverable from its Parquet value.
+
+Arrow's own inference turns `08123` into 8123, `82544000000000707.52` into a float64 that lost
+digits, and `1`/`0` into booleans. Here a sampled column is read as text and typed only when every
+value survives the trip (up to number formatting, ISO timestamp forms and null tokens):
+
+- booleans: only `true`/`false` in any letter case (never `1`, `f`, `YES`);
+- integers: digits with an optional minus and no leading zero (other than `0` itself); beyond
+  int64 they become decimal(38, 0) while they fit, else text;
+- decimals: at most 15 significant digits (float64 holds any such decimal exactly) become float64;
+  more become decimal128(precision, scale) while precision <= 38, else text; a leading zero
+  (`01.5`) or an exponent with too many digits keeps the column text;
+- timestamps: ISO 8601 forms Arrow's cast accepts;
+- anything else is text.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+FLOAT64_EXACT_DIGITS = 15  # every decimal with <= 15 significant digits survives float64 and back
+DECIMAL_MAX_PRECISION = 38
+INTEGER = r"^-?[0-9]+$"  # Arrow refuses a leading "+": such columns stay text
+DECIMAL = r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+PLAIN_DECIMAL = r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)$"
+LEADING_ZERO = r"^[+-]?0[0-9]"
+
+
+def _cases(word: str) -> list[str]:
+    return ["".join(letters) for letters in itertools.product(*((c.lower(), c.upper()) for c in word))]
+
+
+TRUE_VALUES = _cases("true")
+FALSE_VALUES = _cases("false")
+
+
+def sampling_options(names: list[str] | None = None) -> pacsv.ConvertOptions:
+    """Read samples as bytes (typed afterwards by `lossless_column`); null tokens stay null."""
+    return pacsv.ConvertOptions(
+        column_types=dict.fromkeys(names, pa.binary()) if names else None,
+        strings_can_be_null=True,
+        true_values=TRUE_VALUES,
+        false_values=FALSE_VALUES,
+    )
+
+
+def boolean_options() -> dict[str, list[str]]:
+    """ConvertOptions keywords so that only true/false (any case) read as booleans."""
+    return {"true_values": TRUE_VALUES, "false_values": FALSE_VALUES}
+
+
+def _all(mask: pa.ChunkedArray | pa.Array) -> bool:
+    return bool(pc.all(mask).as_py() is not False)
+
+
+def _any(mask: pa.ChunkedArray | pa.Array) -> bool:
+    return bool(pc.any(mask).as_py())
+
+
+def significant_digits(text: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Significant decimal digits of each numeric text (sign, exponent, dot, outer zeros dropped)."""
+    digits = pc.replace_substring_regex(text, r"[eE].*$", "")
+    digits = pc.replace_substring_regex(digits, r"[+\-.]", "")
+    digits = pc.utf8_rtrim(pc.utf8_ltrim(digits, characters="0"), characters="0")
+    return pc.utf8_length(digits)
+
+
+def _decimal_for(text: pa.ChunkedArray) -> pa.DataType:
+    """decimal128 holding every plain decimal of `text` exactly, or string when none does."""
+    if not _all(pc.match_substring_regex(text, PLAIN_DECIMAL)):
+        return pa.string()  # exponent forms with many digits: keep the text
+    unsigned = pc.replace_substring_regex(text, r"^[+-]", "")
+    whole = pc.utf8_length(pc.utf8_ltrim(pc.replace_substring_regex(unsigned, r"\..*$", ""), characters="0"))
+    fraction = pc.utf8_length(pc.replace_substring_regex(unsigned, r"^[^.]*\.?", ""))
+    scale = pc.max(fraction).as_py() or 0
+    precision = max((pc.max(whole).as_py() or 0) + scale, 1)
+    if precision > DECIMAL_MAX_PRECISION:
+        return pa.string()
+    return pa.decimal128(precision, scale)
+
+
+def _number_type(values: pa.ChunkedArray) -> pa.DataType:
+    """Integer, float64 or decimal for texts that all look numeric; text when a leading zero shows."""
+    if _any(pc.match_substring_regex(values, LEADING_ZERO)):
+        return pa.string()
+    if _all(pc.match_substring_regex(values, INTEGER)):
+        try:
+            values.cast(pa.int64())
+            return pa.int64()
+        except (pa.ArrowInvalid, OverflowError):
+            return _decimal_for(values)
+    if (pc.max(significant_digits(values)).as_py() or 0) <= FLOAT64_EXACT_DIGITS:
+        return pa.float64()
+    return _decimal_for(values)
+
+
+def infer(text: pa.ChunkedArray) -> pa.DataType:
+    """The narrowest type that keeps every (non-null) text value of a column recoverable."""
+    values = text.drop_null() if text.null_count else text
+    if len(values) == 0:
+        return pa.null()
+    if _all(pc.is_in(values, pa.array(TRUE_VALUES + FALSE_VALUES))):
+        return pa.bool_()
+    if _all(pc.match_substring_regex(values, DECIMAL)):
+        return _number_type(values)
+    for unit in ("s", "ns"):
+        try:
+            values.cast(pa.timestamp(unit))
+            return pa.timestamp(unit)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    return pa.string()
+
+
+def lossless_column(raw: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A sampled bytes column typed by `infer`; invalid UTF-8 stays binary (its rows are bad rows)."""
+    try:
+        text = raw.cast(pa.string())
+    except pa.ArrowInvalid:
+        return raw
+    data_type = infer(text)
+    if pa.types.is_string(data_type):
+        return text
+    if pa.types.is_null(data_type):
+        return pa.chunked_array([pa.nulls(len(text))], pa.null())
+    if pa.types.is_boolean(data_type):
+        return pc.equal(pc.utf8_lower(text), "true")
+    return text.cast(data_type)
+
+
+def wider_decimal(left: pa.DataType, right: pa.DataType) -> pa.DataType:
+    """A decimal type holding values of both (integers count as 19 digits); string when too wide."""
+    whole, scale = 0, 0
+    for data_type in (left, right):
+        if pa.types.is_decimal(data_type):
+            whole = max(whole, data_type.precision - data_type.scale)
+            scale = max(scale, data_type.scale)
+        else:
+            whole = max(whole, 19)
+    if whole + scale > DECIMAL_MAX_PRECISION:
+        return pa.string()
+    return pa.decimal128(whole + scale, scale)
+
+
+def text_loses(text: pa.Array | pa.ChunkedArray, data_type: pa.DataType) -> bool:
+    """Whether reading these texts as `data_type` would change a value (checked on every block)."""
+    numeric = (
+        pa.types.is_integer(data_type) or pa.types.is_floating(data_type) or pa.types.is_decimal(data_type)
+    )
+    if numeric and _any(pc.match_substring_regex(text, LEADING_ZERO)):
+        return True
+    if pa.types.is_floating(data_type):
+        numeric = pc.match_substring_regex(text, DECIMAL)
+        digits = significant_digits(pc.filter(text, numeric))
+        return bool((pc.max(digits).as_py() or 0) > FLOAT64_EXACT_DIGITS)
+    return False

@@ -1,0 +1,177 @@
+"""Unit tests per module of labship.compress: block cutting, dialect detection, lossless types, unification."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from labship.compress import CompressError, DialectSettings, Settings, validate
+from labship.compress.dialect import Dialect, detect, line_endings
+from labship.compress.reader import parity_holds, read_blocks, read_header, safe_cut, split_header
+from labship.compress.schema import unify
+from labship.compress.types import infer
+
+# --- reader: block cutting ------------------------------------------------------------------------
+
+AWKWARD = (
+    b'id,text\n1,plain\n2,"quoted, comma"\n3,"multi\nline\nvalue"\n4,12" long\n5,"say ""hi"""\n'
+    b'6,E"(1.000 Hz)\n7,12"\n8,"again\nnewline"\n9,last\n'
+)
+
+
+def records(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode(), newline="")))
+
+
+def blocks_of(tmp_path: Path, data: bytes, block_bytes: int, dialect: Dialect | None = None) -> list[bytes]:
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    dialect = dialect or detect(data, DialectSettings())
+    return [
+        bytes(b.buffer[b.start : b.end]) for b in read_blocks(path, block_bytes=block_bytes, dialect=dialect)
+    ]
+
+
+@pytest.mark.parametrize("block_bytes", [1, 7, 16, 33, 64, 1 << 20])
+def test_blocks_hold_whole_records_as_the_csv_module_reads_them(tmp_path: Path, block_bytes: int) -> None:
+    pieces = blocks_of(tmp_path, AWKWARD, block_bytes)
+    assert b"".join(pieces) == AWKWARD
+    assert [row for piece in pieces for row in records(piece)] == records(AWKWARD)
+
+
+@pytest.mark.parametrize("ending", [b"\r", b"\r\n"])
+def test_bare_cr_and_crlf_files_are_cut_at_their_line_ends(tmp_path: Path, ending: bytes) -> None:
+    data = AWKWARD.replace(b"\n", ending)
+    pieces = blocks_of(tmp_path, data, 16)
+    assert b"".join(pieces) == data
+    assert [row for piece in pieces for row in records(piece)] == records(data)
+
+
+def test_a_quote_never_closed_names_the_line_it_opens_on(tmp_path: Path) -> None:
+    with pytest.raises(CompressError, match=r"f\.csv: line 4: a quoted field is never closed"):
+        blocks_of(tmp_path, b'a,b\n1,2\n3,"fine"\n4,"open\n5,6\n', 8)
+
+
+def test_parity_is_trusted_only_when_every_quote_sits_at_a_field_boundary() -> None:
+    dialect = Dialect()
+    for data, holds in [
+        (b'1,"a,b"\n2,"x""y"\n', True),
+        (b'"a","",""""\n', True),
+        (b'1,12" long\n', False),
+        (b'1,12"\n2,"x\ny"\n', False),
+        (b'1,"a"b\n', False),
+    ]:
+        assert parity_holds(data, len(data), dialect) is holds, data
+    # the stray quote makes counting wrong; the exact scan cuts after the complete second record
+    data = b'1,12"\n2,"x\ny"\n3,"open'
+    assert safe_cut(data, len(data), dialect) == data.index(b"3,")
+
+
+def test_header_of_a_file_starting_with_blank_lines_and_a_bom(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"\xef\xbb\xbf\n\r\n  \na;b\n1;2\n")
+    dialect = detect(path.read_bytes(), DialectSettings(delimiter=";"))
+    assert (dialect.bom, dialect.skip_lines) == (True, 3)
+    assert read_header(path, dialect) == (["a", "b"], [])
+    first = next(read_blocks(path, block_bytes=1 << 20, dialect=dialect))
+    names, rest = split_header(first, path, dialect)
+    assert names == ["a", "b"] and rest.first_line == 5
+
+
+def test_a_headerless_file_gets_generated_names(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"1,2,3\n4,5,6\n")
+    dialect = detect(path.read_bytes(), DialectSettings(header=False))
+    assert read_header(path, dialect) == (["column_1", "column_2", "column_3"], [])
+
+
+# --- dialect ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "expected", "newline"),
+    [
+        (b"a\n1\n", "LF", b"\n"),
+        (b"a\r\n1\r\n", "CRLF", b"\n"),
+        (b"a\r1\r", "CR", b"\r"),
+        (b"a\r\n1\n", "mixed", b"\n"),
+        (b"a\r1\n", "mixed", b"\r"),
+        (b"a", "none", b"\n"),
+    ],
+)
+def test_line_endings_are_detected(data: bytes, expected: str, newline: bytes) -> None:
+    assert line_endings(data) == expected
+    assert detect(data, DialectSettings()).newline == newline
+
+
+@pytest.mark.parametrize(
+    ("dialect", "message"),
+    [
+        (DialectSettings(delimiter=":"), r"delimiter ':': use one of"),
+        (DialectSettings(quote="ab"), r"quote 'ab': use one character"),
+        (DialectSettings(delimiter=";", quote=";"), r"quote and delimiter are both ';'"),
+        (DialectSettings(escape="caret"), r"escape 'caret': use one of double, backslash"),
+        (DialectSettings(skip_lines=-1), r"skip-lines -1"),
+    ],
+)
+def test_impossible_dialect_settings_are_refused_naming_the_key(
+    dialect: DialectSettings, message: str
+) -> None:
+    with pytest.raises(CompressError, match=message):
+        validate(Settings(dialect=dialect, origin="pyproject.toml [tool.labship.datasets.x]"))
+
+
+# --- types: lossless inference ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["1", "-2", "0"], pa.int64()),
+        (["+3", "1"], pa.string()),
+        (["08123", "1"], pa.string()),
+        (["0", "10"], pa.int64()),
+        (["01.5", "2"], pa.string()),
+        (["9223372036854775808"], pa.decimal128(19, 0)),
+        (["1" * 40], pa.string()),
+        (["82544000000000707.52", "1.5"], pa.decimal128(19, 2)),
+        (["0.1", "2.25", "1e5"], pa.float64()),
+        (["123456789012345.6"], pa.decimal128(16, 1)),  # 16 significant digits: not exact in float64
+        (["12345678901234.56", "1.5e300"], pa.string()),  # too many digits and an exponent
+        (["true", "FALSE", "True"], pa.bool_()),
+        (["t", "f"], pa.string()),
+        (["YES", "NO"], pa.string()),
+        (["1", "0", "1"], pa.int64()),
+        (["2024-01-31 10:00:00", "2024-02-01T11:30:00"], pa.timestamp("s")),
+        (["abc", "1"], pa.string()),
+        ([None, None], pa.null()),
+    ],
+)
+def test_infer_keeps_every_value_recoverable(values: list[str | None], expected: pa.DataType) -> None:
+    assert infer(pa.chunked_array([pa.array(values, pa.string())])) == expected
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "expected"),
+    [
+        (pa.int32(), pa.int64(), pa.int64()),
+        (pa.int64(), pa.float64(), pa.float64()),
+        (pa.null(), pa.bool_(), pa.bool_()),
+        (pa.int64(), pa.decimal128(25, 2), pa.decimal128(25, 2)),
+        (pa.decimal128(10, 4), pa.decimal128(20, 0), pa.decimal128(24, 4)),
+        (pa.decimal128(30, 0), pa.decimal128(10, 9), pa.string()),
+        (pa.float64(), pa.decimal128(20, 2), pa.string()),  # a float64 value cannot widen to exact
+        (pa.bool_(), pa.int64(), pa.string()),
+        (pa.timestamp("s"), pa.timestamp("ns"), pa.timestamp("ns")),
+        (pa.string(), pa.binary(), pa.binary()),
+    ],
+)
+def test_unify_gives_the_narrowest_type_holding_both(
+    left: pa.DataType, right: pa.DataType, expected: pa.DataType
+) -> None:
+    assert unify(left, right) == expected
+    assert unify(right, left) == expected
