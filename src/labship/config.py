@@ -83,6 +83,7 @@ class LabshipConfig:
     images: dict[str, ImageVariant]
     notebooks: dict[str, Notebook]
     default_notebook: str | None
+    compress_cluster: str = "local"  # a Dask scheduler address, or the local process pool
 
     @property
     def pyproject(self) -> Path:
@@ -171,6 +172,7 @@ def load_config(root: Path | None = None) -> LabshipConfig:
         images=images,
         notebooks=notebooks,
         default_notebook=default_notebook,
+        compress_cluster=reader.optional_str("compress-cluster") or "local",
     )
 
 

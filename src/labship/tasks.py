@@ -37,6 +37,8 @@ def user_errors() -> Iterator[None]:
         "partition_by": "comma list of columns: write a hive-partitioned dataset (COL=value/...)",
         "report": "also write the report as JSON to this file",
         "jobs": "number of worker processes (default: one per CPU core)",
+        "cluster": "Dask scheduler address (tcp://host:8786) to convert on, or 'local' "
+        "(default: compress-cluster of [tool.labship], else local)",
     }
 )
 def compress(  # type: ignore[no-untyped-def]
@@ -52,6 +54,7 @@ def compress(  # type: ignore[no-untyped-def]
     partition_by=None,
     report=None,
     jobs=None,
+    cluster=None,
 ):
     """Convert CSV to Parquet for the datasets of [tool.labship.datasets] (only what changed)."""
     from pathlib import Path
@@ -82,6 +85,7 @@ def compress(  # type: ignore[no-untyped-def]
             overrides=overrides,
             report_path=Path(report) if report else None,
             jobs=int(jobs) if jobs is not None else None,
+            cluster=cluster,
         )
     if source is None and overrides == engine.Overrides():
         record_lineage([report.name for report in reports])
