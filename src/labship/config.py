@@ -105,6 +105,7 @@ class LabshipConfig:
     default_notebook: str | None
     format: int = FORMAT
     labship_version: str | None = None
+    compress_cluster: str = "local"  # a Dask scheduler address, or the local process pool
 
     @property
     def pyproject(self) -> Path:
@@ -196,6 +197,7 @@ def load_config(root: Path | None = None) -> LabshipConfig:
         default_notebook=default_notebook,
         format=format_,
         labship_version=reader.optional_str("labship-version"),
+        compress_cluster=reader.optional_str("compress-cluster") or "local",
     )
 
 

@@ -43,6 +43,8 @@ def user_errors() -> Iterator[None]:
         "header": "true: the first row names the columns; false: it is data (default: detected)",
         "skip_lines": "number of lines before the header / first row to skip (default: detected)",
         "comment": "leading lines starting with this character are skipped; '' for none (default: #)",
+        "cluster": "Dask scheduler address (tcp://host:8786) to convert on, or 'local' "
+        "(default: compress-cluster of [tool.labship], else local)",
     }
 )
 def compress(  # type: ignore[no-untyped-def]
@@ -64,6 +66,7 @@ def compress(  # type: ignore[no-untyped-def]
     header=None,
     skip_lines=None,
     comment=None,
+    cluster=None,
 ):
     """Convert CSV to Parquet for the datasets of [tool.labship.datasets] (only what changed)."""
     from pathlib import Path
@@ -95,6 +98,7 @@ def compress(  # type: ignore[no-untyped-def]
             overrides=overrides,
             report_path=Path(report) if report else None,
             jobs=int(jobs) if jobs is not None else None,
+            cluster=cluster,
         )
     if source is None and overrides == engine.Overrides():
         record_lineage([report.name for report in reports])

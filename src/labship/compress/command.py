@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from labship.compress.cluster import LOCAL, check_address
 from labship.compress.dataset import compress_dataset
 from labship.compress.errors import CompressError
 from labship.compress.report import DatasetReport, RichProgress, print_reports
@@ -60,6 +61,16 @@ def _configured(
     ]
 
 
+def _configured_cluster(root: Path | None) -> str:
+    """`compress-cluster` of [tool.labship], or the local pool outside an experiment."""
+    from labship.config import ConfigError, load_config
+
+    try:
+        return load_config(root).compress_cluster
+    except ConfigError:
+        return LOCAL
+
+
 def _write_report(report_path: Path, uplink: float, reports: list[DatasetReport], errors: list[str]) -> None:
     from labship.report import write_json_atomic
 
@@ -83,6 +94,7 @@ def run(
     jobs: int | None = None,
     root: Path | None = None,
     progress: bool = True,
+    cluster: str | None = None,
 ) -> list[DatasetReport]:
     """What `invoke compress` does: convert the chosen datasets, print the table, write the JSON report."""
     overrides = overrides or Overrides()
@@ -93,13 +105,21 @@ def run(
         uplink, chosen = _adhoc(source, target, overrides, root)
     else:
         uplink, chosen = _configured(dataset, overrides, root)
+    cluster = check_address(cluster or _configured_cluster(root))
     reports, errors = [], []
     for name, source_dir, target_dir, settings in chosen:
         hook = RichProgress() if progress else None
         try:
             reports.append(
                 compress_dataset(
-                    name, source_dir, target_dir, settings, uplink_mbps=uplink, jobs=jobs, progress=hook
+                    name,
+                    source_dir,
+                    target_dir,
+                    settings,
+                    uplink_mbps=uplink,
+                    jobs=jobs,
+                    progress=hook,
+                    cluster=cluster,
                 )
             )
         except CompressError as error:

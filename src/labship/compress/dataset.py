@@ -29,6 +29,7 @@ from typing import Any
 import pyarrow as pa
 
 from labship._fs import clean_temporaries
+from labship.compress.cluster import LOCAL, run_on_cluster
 from labship.compress.errors import CompressError, Promotion, printable
 from labship.compress.manifest import Manifest
 from labship.compress.pipeline import FileResult, convert_file, use_lean_allocator
@@ -184,7 +185,7 @@ class _Round:
             for column, data_type in outcome.promotions.items():
                 self.promotions[column] = unify(self.promotions.get(column, pa.null()), data_type)
 
-    def run(self, jobs: int | None, progress: ProgressHook) -> dict[str, pa.DataType]:
+    def run(self, jobs: int | None, progress: ProgressHook, cluster: str = LOCAL) -> dict[str, pa.DataType]:
         """Convert every file of the round; return the promotions any of them needs."""
         total = sum(self.dataset.stats[rel].st_size for rel in self.order)
         workers = min(jobs or os.cpu_count() or 1, len(self.order))
@@ -192,7 +193,14 @@ class _Round:
             workers = 1  # starting worker processes costs more than it saves on small data
         progress.start(self.dataset.report.name, total)
         try:
-            if workers <= 1:
+            if cluster != LOCAL:
+                try:
+                    self.dataset.report.workers = run_on_cluster(
+                        self.jobs(), address=cluster, progress=progress, record=self.record
+                    )
+                finally:  # a worker killed mid-file leaves its temporary behind; its retry wrote the file
+                    clean_temporaries(self.dataset.target)
+            elif workers <= 1:
                 for job in self.jobs():
                     self.record(run_job(job, progress.advance))
             else:
@@ -337,7 +345,9 @@ def _prepare_target(target: Path) -> None:
         raise CompressError(f"target {target}: not writable; fix its permissions or choose another target")
 
 
-def _convert(data: _Dataset, changed: list[str], jobs: int | None, progress: ProgressHook) -> None:
+def _convert(
+    data: _Dataset, changed: list[str], jobs: int | None, progress: ProgressHook, cluster: str = LOCAL
+) -> None:
     """Plan (before touching the target), then rounds of conversion until no column widens."""
     sources = list(data.sources.values())
     if not sources:
@@ -351,7 +361,7 @@ def _convert(data: _Dataset, changed: list[str], jobs: int | None, progress: Pro
     for _round in range(MAX_ROUNDS):
         changed = [rel for rel in changed if data.sources[rel] in data.headers]  # empty files were skipped
         data.report.dialects = {rel: data.headers[data.sources[rel]].dialect.describe() for rel in changed}
-        promotions = _Round(data, plan, changed).run(jobs, progress)
+        promotions = _Round(data, plan, changed).run(jobs, progress, cluster)
         if not promotions:
             break
         plan = plan.promoted(promotions)
@@ -392,6 +402,7 @@ def compress_dataset(
     uplink_mbps: float = 24.5,
     jobs: int | None = None,
     progress: ProgressHook | None = None,
+    cluster: str = LOCAL,
 ) -> DatasetReport:
     """Convert every source of a dataset that changed since the last run; see the module docstring."""
     started = time.perf_counter()
@@ -403,7 +414,7 @@ def compress_dataset(
     data = _Dataset(report, source, target, settings)
     changed = data.changed()
     if changed or data.gone() or data.manifest.settings != data.fingerprint:
-        _convert(data, changed, jobs, progress or ProgressHook())
+        _convert(data, changed, jobs, progress or ProgressHook(), cluster)
     report.files = len(data.sources)
     report.skipped = report.files - report.converted - len(report.errors)
     _totals(report, data.manifest)

@@ -32,6 +32,7 @@ class DatasetReport:
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     dialects: dict[str, dict[str, Any]] = field(default_factory=dict)  # per source converted this run
+    workers: dict[str, dict[str, float]] = field(default_factory=dict)  # cluster runs: files/bytes/seconds
 
     @property
     def ratio(self) -> float:
