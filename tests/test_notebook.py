@@ -108,13 +108,15 @@ def test_compose_project_is_unique_per_checkout(experiment: Path, tmp_path_facto
     assert first.startswith("labship-traffic-study-traffic-")
 
 
-def test_root_on_the_host_runs_jupyter_as_jovyan(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_jupyter_runs_as_the_host_user_root_included(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(notebook.os, "getuid", lambda: 0)
     monkeypatch.setattr(notebook.os, "getgid", lambda: 0)
-    assert notebook.container_user() == (1000, 100)
+    assert notebook.container_user() == (0, 0)
     monkeypatch.setattr(notebook.os, "getuid", lambda: 1234)
     monkeypatch.setattr(notebook.os, "getgid", lambda: 1234)
     assert notebook.container_user() == (1234, 1234)
+    # a rootless engine maps its uid 0 to the host user
+    assert notebook.container_user(rootless=True) == (0, 0)
 
 
 def test_launch_url_opens_the_notebook_with_its_token() -> None:
