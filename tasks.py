@@ -285,7 +285,10 @@ def images_and_server(
         from devtools import standin
 
         with steps.step("4. stand-in base image (debootstrap; reused once built)"):
-            base = standin.build_standin_base()
+            try:
+                base = standin.build_standin_base()
+            except standin.StandinError as error:
+                raise Exit(f"demo: {error}", code=1) from error
     with c.cd(str(project)):
         with steps.step(f"5. invoke build (base image {base})"):
             c.run(f"invoke build --variant {variant} --base-image {base}", pty=PTY, env=env)

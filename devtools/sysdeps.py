@@ -28,9 +28,9 @@ def present(probe: str) -> bool:
     return Path(probe).exists() if probe.startswith("/") else shutil.which(probe) is not None
 
 
-def missing_packages(probes: Iterable[str] = PACKAGES) -> list[str]:
-    """The Debian packages of `probes` whose command is not there, in order."""
-    return [PACKAGES[probe] for probe in probes if not present(probe)]
+def missing_packages(probes: Iterable[str] | None = None) -> list[str]:
+    """The Debian packages of `probes` (default: all of PACKAGES) whose command is not there, in order."""
+    return [PACKAGES[probe] for probe in (PACKAGES if probes is None else probes) if not present(probe)]
 
 
 def install_command(packages: list[str]) -> str:
@@ -42,7 +42,7 @@ def can_install() -> bool:
     return os.geteuid() == 0 and shutil.which("apt-get") is not None
 
 
-def ensure_packages(probes: Iterable[str] = PACKAGES, *, log: Callable[[str], None] = print) -> str:
+def ensure_packages(probes: Iterable[str] | None = None, *, log: Callable[[str], None] = print) -> str:
     """Install the missing packages of `probes` (root with apt); return "" when all are there, else
     the command that installs the rest."""
     missing = missing_packages(probes)
