@@ -75,7 +75,9 @@ def bench(c: Context, name: str = "") -> None:
 @task
 def screenshot(c: Context) -> None:
     """Refresh the README image docs/notebook.png from the browser test's screenshot."""
-    c.run(f"{sys.executable} -m pytest tests/e2e/test_browser.py -q -x -k 'runs_all'", pty=PTY)
+    # the full-size sample (a week of full days), as the demo shows it
+    env = {"LABSHIP_SAMPLE_SIZE": "full"}
+    c.run(f"{sys.executable} -m pytest tests/e2e/test_browser.py -q -x -k 'runs_all'", pty=PTY, env=env)
     shot = SCREENSHOTS / "notebook-run-all.png"
     if not shot.is_file():
         raise Exit(f"the browser test saved no {shot}", code=1)
