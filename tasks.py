@@ -22,7 +22,6 @@ from invoke import Collection, Context, Exit, task
 
 PTY = sys.platform != "win32"
 ROOT = Path(__file__).resolve().parent
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 README_IMAGE = ROOT / "docs" / "notebook.png"
 URL = re.compile(r"http://127\.0\.0\.1:\d+/lab/tree/\S+\?token=[0-9a-f]+")
 
@@ -72,18 +71,21 @@ def bench(c: Context, name: str = "") -> None:
         c.run(f"{sys.executable} {script}", pty=PTY)
 
 
-@task
-def screenshot(c: Context) -> None:
-    """Refresh the README image docs/notebook.png from the browser test's screenshot."""
-    # the full-size sample (a week of full days), as the demo shows it
-    env = {"LABSHIP_SAMPLE_SIZE": "full"}
-    c.run(f"{sys.executable} -m pytest tests/e2e/test_browser.py -q -x -k 'runs_all'", pty=PTY, env=env)
-    shot = SCREENSHOTS / "notebook-run-all.png"
-    if not shot.is_file():
-        raise Exit(f"the browser test saved no {shot}", code=1)
-    README_IMAGE.parent.mkdir(exist_ok=True)
-    shutil.copyfile(shot, README_IMAGE)
-    print(f"{README_IMAGE.relative_to(ROOT)} updated from {shot.relative_to(ROOT)}")
+@task(help={"dest": "the demo experiment whose running server is photographed (default ./demo)"})
+def screenshot(c: Context, dest: str = "demo") -> None:
+    """Refresh the README image docs/notebook.png: Run All in headless Chromium on the demo's server
+    (start it with `bash dev.sh demo`), as the browser test does."""
+    from devtools.jupyterlab import Server, screenshot_after_run_all
+    from labship.config import load_config
+    from labship.notebook import container_state, read_launch
+
+    project = (ROOT / dest).resolve()
+    config = load_config(project)
+    launch = read_launch(config, "traffic")
+    if launch is None or container_state(config, "traffic") != "running":
+        raise Exit(f"no running demo server in {project}: run `bash dev.sh demo` first", code=1)
+    screenshot_after_run_all(Server(project, launch.port, launch.token), README_IMAGE)
+    print(f"{README_IMAGE.relative_to(ROOT)} updated (Run All on {launch.base_url})")
 
 
 def banner(text: str) -> None:

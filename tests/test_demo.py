@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from labship import compose
+from labship.config import load_config
 from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,11 +37,12 @@ def status(port: str, token: str | None) -> int:
 
 
 def demo_env(tmp_path: Path) -> dict[str, str]:
-    """The user's environment, but with no compose plugin and no `docker-compose` binary."""
+    """The user's environment, but with no compose CLI plugin (an empty DOCKER_CONFIG)."""
     config = tmp_path / "docker-config"
     config.mkdir()
-    path = [p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "docker-compose").exists()]
-    env = {**os.environ, "DOCKER_CONFIG": str(config), "PATH": os.pathsep.join(path)}
+    env = {**os.environ, "DOCKER_CONFIG": str(config)}
+    # so the demo can only use the pinned binary labship brings (Debian's v1 script is skipped)
+    assert compose.find_compose(env) == [str(compose.bundled_binary())]
     env.pop("LABSHIP_SAMPLE_SIZE", None)  # the demo's own (full-size) sample
     return env
 
@@ -74,6 +77,9 @@ def test_demo_ends_with_a_server_answering_with_the_printed_token(tmp_path: Path
         check=False,
     )
     output = result.stdout + result.stderr
+    # kept with the screenshots (CI artifacts): the report, the time of each step, the URL
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    (ROOT / "test-artifacts" / "demo.log").write_text(output)
     try:
         assert result.returncode == 0, output[-6000:]
         match = URL.search(output)
@@ -98,9 +104,6 @@ def test_demo_ends_with_a_server_answering_with_the_printed_token(tmp_path: Path
             subprocess.run(
                 [sys.executable, "-m", "invoke", "notebook", "--stop"], cwd=demo, env=env, capture_output=True
             )
-            sys.path.insert(0, str(ROOT / "src"))
-            from labship.config import load_config
-
             remove_images(load_config(demo).image_repository())
 
 

