@@ -141,6 +141,8 @@ def test_an_edit_saved_in_the_browser_lands_in_the_host_file(page: object, serve
         saved = host_file.stat()
         # written by Jupyter in the container, owned by the host user (root included)
         assert (saved.st_uid, saved.st_gid) == (os.getuid(), os.getgid())
-        assert page.get_by_text("read-only").count() == 0  # type: ignore[attr-defined]
+        # JupyterLab holds it as saved: no unsaved-changes mark on the tab (a read-only notebook
+        # would keep it, with a "read-only" badge)
+        assert page.locator(".lm-TabBar-tab.jp-mod-dirty").count() == 0  # type: ignore[attr-defined]
     finally:
         host_file.write_bytes(original)
