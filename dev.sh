@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 command="${1:-}"
 case "$command" in
-  setup|demo|test|lint|bench) shift ;;
-  *) echo "usage: bash dev.sh setup | demo | test [pytest args] | lint | bench" >&2; exit 2 ;;
+  setup|demo|test|lint|bench|screenshot) shift ;;
+  *) echo "usage: bash dev.sh setup | demo | test [pytest args] | lint | bench | screenshot" >&2; exit 2 ;;
 esac
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

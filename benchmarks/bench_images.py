@@ -25,7 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from labship import images, standin  # noqa: E402
+from devtools import standin  # noqa: E402
+from labship import images  # noqa: E402
 from labship.config import load_config  # noqa: E402
 from labship.report import format_bytes, format_duration  # noqa: E402
 from tests.scaffold import scaffold  # noqa: E402

@@ -49,6 +49,8 @@ def scaffold(
             LABSHIP_POETRY_SIMPLE_INDEX=os.environ.get("LABSHIP_POETRY_SIMPLE_INDEX", POETRY_SIMPLE_INDEX),
             DVC_NO_ANALYTICS="1",
             UV_PYTHON_DOWNLOADS="never",
+            # the hook's sample data at the size the tests were written for (1.2 MB, not the 35 MB demo)
+            LABSHIP_SAMPLE_SIZE=os.environ.get("LABSHIP_SAMPLE_SIZE", "small"),
         ),
         warnings.catch_warnings(),
     ):

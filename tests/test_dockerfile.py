@@ -17,6 +17,7 @@ import pytest
 import yaml
 from copier.errors import DirtyLocalWarning
 
+from labship.compose import ComposeError, compose_argv
 from tests.conftest import require
 from tests.scaffold import TEMPLATE, TEST_PYTHON
 
@@ -101,7 +102,7 @@ def test_dockerignore_is_an_allow_list(rendered: Path) -> None:
 def compose_config(directory: Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {key: value for key, value in os.environ.items() if key not in ("JUPYTER_TOKEN", "LABSHIP_IMAGE")}
     return subprocess.run(
-        ["docker", "compose", "--file", "compose.yaml", "config"],
+        [*compose_argv(), "--file", "compose.yaml", "config"],
         cwd=directory,
         env={**clean, **env},
         capture_output=True,
@@ -111,8 +112,10 @@ def compose_config(directory: Path, **env: str) -> subprocess.CompletedProcess[s
 
 
 def test_compose_requires_a_token_and_publishes_on_loopback_only(rendered: Path) -> None:
-    plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    require(plugin.returncode == 0, "`docker compose` (Compose v2 plugin) is not installed")
+    try:
+        compose_argv()
+    except ComposeError as error:
+        require(False, str(error))
 
     without_token = compose_config(rendered)
     assert without_token.returncode != 0

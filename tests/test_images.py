@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from labship import images, standin
+from devtools import standin
+from labship import images
 from labship.config import ConfigError, load_config
 from tests.conftest import require
 

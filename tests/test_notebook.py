@@ -108,13 +108,15 @@ def test_compose_project_is_unique_per_checkout(experiment: Path, tmp_path_facto
     assert first.startswith("labship-traffic-study-traffic-")
 
 
-def test_root_on_the_host_runs_jupyter_as_jovyan(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_jupyter_runs_as_the_host_user_root_included(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(notebook.os, "getuid", lambda: 0)
     monkeypatch.setattr(notebook.os, "getgid", lambda: 0)
-    assert notebook.container_user() == (1000, 100)
+    assert notebook.container_user() == (0, 0)
     monkeypatch.setattr(notebook.os, "getuid", lambda: 1234)
     monkeypatch.setattr(notebook.os, "getgid", lambda: 1234)
     assert notebook.container_user() == (1234, 1234)
+    # a rootless engine maps its uid 0 to the host user
+    assert notebook.container_user(rootless=True) == (0, 0)
 
 
 def test_launch_url_opens_the_notebook_with_its_token() -> None:
@@ -122,3 +124,30 @@ def test_launch_url_opens_the_notebook_with_its_token() -> None:
     assert launch.url(Path("notebooks/traffic.ipynb")) == (
         "http://127.0.0.1:8888/lab/tree/notebooks/traffic.ipynb?token=abc"
     )
+
+
+def test_a_root_server_starts_jupyter_directly_with_allow_root(
+    experiment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As uid 0 (root host, rootless engine) docker-stacks' start.sh would sudo to jovyan, which the
+    dropped capabilities forbid: the override starts Jupyter itself; other users keep the image's start."""
+    config = load_config(experiment)
+    chosen = config.notebook("traffic")
+    launch = notebook.Launch("traffic", "p", "traffic:notebook-latest", 8899, "f" * 48)
+    monkeypatch.setattr(notebook, "engine_is_rootless", lambda: False)
+
+    def service(uid: int) -> dict:
+        monkeypatch.setattr(notebook.os, "getuid", lambda: uid)
+        monkeypatch.setattr(notebook.os, "getgid", lambda: uid)
+        notebook.write_launch_files(config, chosen, launch)
+        env = notebook.env_file(config, "traffic").read_text()
+        assert f"HOST_UID={uid}\n" in env and f"HOST_GID={uid}\n" in env
+        return json.loads(notebook.override_file(config, "traffic").read_text().split("\n", 1)[1])[
+            "services"
+        ]["jupyter"]
+
+    root = service(0)
+    assert root["entrypoint"] == ["tini", "-g", "--"]
+    assert root["command"] == ["jupyter", "lab", "--allow-root"]
+    user = service(1234)
+    assert "entrypoint" not in user and "command" not in user

@@ -44,6 +44,7 @@ from pathlib import Path
 
 from labship import data, images
 from labship._fs import write_atomic, write_secret
+from labship.compose import compose_argv
 from labship.config import LabshipConfig, Notebook
 from labship.errors import EXIT_CONFIG, LabshipError
 
@@ -56,7 +57,6 @@ CONTAINER_PROJECT = "/home/jovyan/project"
 SERVICE = "jupyter"
 PREFERRED_PORT = 8888
 READY_TIMEOUT_SECONDS = 120.0
-JOVYAN = (1000, 100)
 # The variables compose.yaml reads and labship sets per launch: never taken from the caller's shell.
 LAUNCH_VARIABLES = ("JUPYTER_TOKEN", "JUPYTER_HOST_PORT", "HOST_UID", "HOST_GID", "LABSHIP_IMAGE")
 # Compose's own settings that would swap the files, project or env files labship passes.
@@ -206,17 +206,35 @@ def free_port(preferred: int = PREFERRED_PORT) -> int:
     raise NotebookError("no free TCP port on 127.0.0.1")
 
 
-def container_user() -> tuple[int, int]:
-    """The host uid/gid, so files written on the mounts keep their owner; jovyan when run as root."""
-    uid, gid = os.getuid(), os.getgid()
-    if uid == 0:
-        # Jupyter refuses to run as root; as jovyan the mounts are readable but maybe not writable.
-        return JOVYAN
-    return uid, gid
+def engine_is_rootless() -> bool:
+    """Whether the engine runs rootless (Docker rootless mode, Podman): its uid 0 is then the host user."""
+    result = subprocess.run(
+        ["docker", "info", "--format", "{{json .SecurityOptions}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return "rootless" in result.stdout
+
+
+def container_user(*, rootless: bool = False) -> tuple[int, int]:
+    """The uid:gid Jupyter runs as, so that src/ and notebooks/ are writable and what it writes there
+    belongs to the host user: the host uid/gid (root included); under a rootless engine 0:0, which
+    the engine's user namespace maps to the host user (a uid 1000 would land as a subordinate uid)."""
+    if rootless:
+        return 0, 0
+    return os.getuid(), os.getgid()
+
+
+def root_server_settings() -> dict[str, object]:
+    """Compose settings for a server running as uid 0 (root host, rootless engine): start Jupyter
+    directly with --allow-root. docker-stacks' start.sh would, as root, switch to jovyan with sudo,
+    which `cap_drop: [ALL]` and no-new-privileges forbid (and jovyan could not write root's files)."""
+    return {"entrypoint": ["tini", "-g", "--"], "command": ["jupyter", "lab", "--allow-root"]}
 
 
 def compose_command(config: LabshipConfig, notebook: str, *args: str) -> list[str]:
-    command = ["docker", "compose", "--project-name", compose_project(config, notebook)]
+    command = [*compose_argv(), "--project-name", compose_project(config, notebook)]
     command += ["--project-directory", str(config.root), "--file", str(config.root / "compose.yaml")]
     if override_file(config, notebook).exists():
         command += ["--file", str(override_file(config, notebook))]
@@ -273,18 +291,14 @@ def _compose(config: LabshipConfig, notebook: str, *args: str, check: bool = Tru
 
 
 def check_compose_available() -> None:
-    result = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise NotebookError(
-            "`docker compose` (Compose v2) is not available: install the docker-compose-plugin "
-            "(https://docs.docker.com/compose/install/)"
-        )
+    """Fail early, with the fix, when no Compose v2 is found (see `labship.compose`)."""
+    compose_argv()
 
 
 def write_launch_files(config: LabshipConfig, notebook: Notebook, launch: Launch) -> None:
     """The env file (token, port, uid, image; mode 0600) and the override with the data mounts."""
     images.state_dir(config.root)
-    uid, gid = container_user()
+    uid, gid = container_user(rootless=engine_is_rootless())
     env_lines = {
         "JUPYTER_TOKEN": launch.token,
         "JUPYTER_HOST_PORT": str(launch.port),
@@ -313,6 +327,7 @@ def write_launch_files(config: LabshipConfig, notebook: Notebook, launch: Launch
                 "image": launch.image,
                 "labels": {"org.labship.notebook": notebook.name},
                 "volumes": volumes,
+                **(root_server_settings() if uid == 0 else {}),
             }
         }
     }

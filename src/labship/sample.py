@@ -3,18 +3,29 @@
 Each file holds one day of 5-minute station records (as Caltrans PeMS publishes them, plus a
 header line): station metadata, totals, then five measures for each of 8 lanes, of which a station
 only fills the lanes it has, so the higher lanes are mostly empty. Same arguments, same bytes.
+
+The default size is what a newcomer should see the compression ratio on: 7 days x 120 stations x
+288 intervals (242k rows, ~35 MB of CSV), the shape of the real PeMS station files. Rows are made
+column-wise with Arrow compute (seeded `pyarrow.compute.random`, Box-Muller for the Gaussian noise)
+and written by Arrow's CSV writer, so the default sample takes seconds, not minutes of Python loops.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
+import os
 import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from labship._fs import write_atomic
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from labship._fs import atomic_file
 
 LANES = 8
 LANE_MEASURES = ("Samples", "Flow", "Avg Occ", "Avg Speed", "Observed")
@@ -37,9 +48,15 @@ COLUMNS = STATION_COLUMNS + tuple(
 )
 TIMESTAMP_FORMAT = "%m/%d/%Y %H:%M:%S"
 INTERVAL = dt.timedelta(minutes=5)
+INTERVALS_PER_DAY = 288
 FIRST_DAY = dt.datetime(2024, 1, 1)
 STATIONS_PER_FILE = 24
 LANE_TYPES = ("ML", "ML", "ML", "ML", "HV", "OR", "FR")
+# the default sample: a week of full days for 120 stations (~35 MB of CSV, ~3 s of CPU to write)
+DEFAULT_FILES = 7
+DEFAULT_STATIONS = 120
+# LABSHIP_SAMPLE_SIZE=small: the size test suites scaffold with (4 files x 2000 rows, 1.2 MB)
+SMALL = {"files": 4, "stations": STATIONS_PER_FILE, "rows": 2000}
 
 
 @dataclass(frozen=True)
@@ -85,89 +102,144 @@ def _daily_load(moment: dt.datetime) -> float:
     return 0.08 + 0.35 * min(1.0, hour / 7 if hour < 7 else 1.0) + 0.55 * max(morning, evening)
 
 
-def _number(value: float | int | None, digits: int = 0) -> str:
-    if value is None:
-        return ""
-    return str(int(value)) if digits == 0 else f"{value:.{digits}f}"
+class _Noise:
+    """Seeded uniform and Gaussian arrays of one length (each draw gets its own sub-seed)."""
+
+    def __init__(self, rng: random.Random, length: int) -> None:
+        self.rng, self.length = rng, length
+
+    def uniform(self) -> pa.Array:
+        return pc.random(self.length, initializer=self.rng.getrandbits(63))
+
+    def gauss(self, mean: pa.Array | float, sigma: float) -> pa.Array:
+        # Box-Muller on two uniforms in (0, 1]
+        radius = pc.sqrt(pc.multiply(pc.ln(pc.subtract(1.0, self.uniform())), -2.0))
+        normal = pc.multiply(radius, pc.cos(pc.multiply(self.uniform(), 2 * math.pi)))
+        return pc.add(mean, pc.multiply(normal, sigma))
 
 
-def _row(rng: random.Random, station: Station, moment: dt.datetime) -> list[str]:
-    load = _daily_load(moment)
-    observed = rng.random() > 0.12
-    lane_cells: list[str] = []
-    total_flow = 0
-    occupancies: list[float] = []
-    speeds: list[float] = []
-    samples_total = 0
+def _clip(values: pa.Array, low: float, high: float | None = None) -> pa.Array:
+    values = pc.max_element_wise(values, low)
+    return values if high is None else pc.min_element_wise(values, high)
+
+
+def _lanes(noise: _Noise, rows: dict[str, pa.Array]) -> tuple[dict[str, pa.Array], dict[str, pa.Array]]:
+    """The per-lane columns and the station totals computed from them."""
+    load, lanes, observed = rows["load"], rows["lanes"], rows["observed"]
+    columns: dict[str, pa.Array] = {}
+    total_flow = pa.repeat(0, noise.length).cast(pa.int64())
+    occupancy_sum = pa.repeat(0.0, noise.length)
+    speed_sum, speed_count = pa.repeat(0.0, noise.length), pa.repeat(0, noise.length).cast(pa.int64())
+    samples_total = pa.repeat(0, noise.length).cast(pa.int64())
     for lane in range(1, LANES + 1):
-        if lane > station.lanes:
-            lane_cells += [""] * len(LANE_MEASURES)
-            continue
-        samples = rng.randint(8, 10) if observed else 0
-        flow = max(0, int(rng.gauss(180 * load, 18)))
-        occupancy = min(1.0, max(0.0, rng.gauss(0.09 * load + 0.004, 0.01)))
-        speed = max(3.0, station.free_flow_speed * (1 - 0.55 * load**3) + rng.gauss(0, 2))
-        has_speed = station.lane_type != "OR" and rng.random() > 0.05
-        lane_cells += [
-            _number(samples),
-            _number(flow),
-            _number(occupancy, 4),
-            _number(speed, 1) if has_speed else "",
-            "1" if observed else "0",
-        ]
-        total_flow += flow
-        samples_total += samples
-        occupancies.append(occupancy)
-        if has_speed:
-            speeds.append(speed)
-    percent_observed = rng.choice((100, 100, 100, 75, 50)) if observed else 0
-    return [
-        moment.strftime(TIMESTAMP_FORMAT),
-        str(station.station_id),
-        str(station.district),
-        str(station.freeway),
-        station.direction,
-        station.lane_type,
-        _number(station.length, 3) if station.length is not None else "",
-        str(samples_total),
-        str(percent_observed),
-        str(total_flow),
-        _number(sum(occupancies) / len(occupancies), 4),
-        _number(sum(speeds) / len(speeds), 1) if speeds else "",
-        *lane_cells,
-    ]
+        absent = pc.less(lanes, lane)
+        samples = pc.if_else(observed, pc.add(pc.floor(pc.multiply(noise.uniform(), 3)), 8), 0).cast(
+            pa.int64()
+        )
+        flow = pc.floor(_clip(noise.gauss(pc.multiply(load, 180.0), 18), 0)).cast(pa.int64())
+        occupancy = pc.round(_clip(noise.gauss(pc.add(pc.multiply(load, 0.09), 0.004), 0.01), 0.0, 1.0), 4)
+        free_flow = pc.multiply(rows["free_flow"], pc.subtract(1.0, pc.multiply(pc.power(load, 3), 0.55)))
+        speed = pc.round(_clip(noise.gauss(free_flow, 2), 3.0), 1)
+        has_speed = pc.and_(rows["has_speed_type"], pc.greater(noise.uniform(), 0.05))
+        present = pc.invert(absent)
+        for measure, values in (
+            ("Samples", samples),
+            ("Flow", flow),
+            ("Avg Occ", occupancy),
+            ("Avg Speed", pc.if_else(has_speed, speed, pa.scalar(None, pa.float64()))),
+            ("Observed", pc.if_else(observed, 1, 0).cast(pa.int64())),
+        ):
+            columns[f"Lane {lane} {measure}"] = pc.if_else(absent, pa.scalar(None, values.type), values)
+        total_flow = pc.add(total_flow, pc.if_else(present, flow, 0))
+        samples_total = pc.add(samples_total, pc.if_else(present, samples, 0))
+        occupancy_sum = pc.add(occupancy_sum, pc.if_else(present, occupancy, 0.0))
+        counted = pc.and_(present, has_speed)
+        speed_sum = pc.add(speed_sum, pc.if_else(counted, speed, 0.0))
+        speed_count = pc.add(speed_count, pc.if_else(counted, 1, 0).cast(pa.int64()))
+    totals = {
+        "Samples": samples_total,
+        "Total Flow": total_flow,
+        "Avg Occupancy": pc.round(pc.divide(occupancy_sum, lanes.cast(pa.float64())), 4),
+        "Avg Speed": pc.if_else(
+            pc.greater(speed_count, 0),
+            pc.round(pc.divide(speed_sum, speed_count.cast(pa.float64())), 1),
+            pa.scalar(None, pa.float64()),
+        ),
+    }
+    return columns, totals
 
 
-def _csv_line(cells: list[str]) -> str:
-    # no cell contains a comma or a quote, so no quoting is needed
-    return ",".join(cells) + "\n"
+def _day_table(stations: list[Station], day: dt.datetime, rows: int, rng: random.Random) -> pa.Table:
+    """`rows` records of `day`, ordered by time then station."""
+    count = len(stations)
+    station_of_row = pa.array([index % count for index in range(rows)], pa.int32())
+    interval_of_row = pa.array([index // count for index in range(rows)], pa.int32())
+    intervals = (rows + count - 1) // count
+    moments = [day + INTERVAL * step for step in range(intervals)]
+
+    def per_station(values: list[object], kind: pa.DataType) -> pa.Array:
+        return pc.take(pa.array(values, kind), station_of_row)
+
+    noise = _Noise(rng, rows)
+    observed = pc.greater(noise.uniform(), 0.12)
+    row_values = {
+        "load": pc.take(pa.array([_daily_load(moment) for moment in moments], pa.float64()), interval_of_row),
+        "lanes": per_station([s.lanes for s in stations], pa.int64()),
+        "observed": observed,
+        "free_flow": per_station([s.free_flow_speed for s in stations], pa.float64()),
+        "has_speed_type": per_station([s.lane_type != "OR" for s in stations], pa.bool_()),
+    }
+    lane_columns, totals = _lanes(noise, row_values)
+    pick = noise.uniform()
+    percent_observed = pc.if_else(
+        observed, pc.if_else(pc.less(pick, 0.6), 100, pc.if_else(pc.less(pick, 0.8), 75, 50)), 0
+    )
+    timestamps = pc.take(pa.array(moments, pa.timestamp("s")), interval_of_row)
+    columns = {
+        "Timestamp": pc.strftime(timestamps, format=TIMESTAMP_FORMAT),
+        "Station": per_station([s.station_id for s in stations], pa.int64()),
+        "District": per_station([s.district for s in stations], pa.int64()),
+        "Freeway": per_station([s.freeway for s in stations], pa.int64()),
+        "Direction": per_station([s.direction for s in stations], pa.string()),
+        "Lane Type": per_station([s.lane_type for s in stations], pa.string()),
+        "Station Length": per_station([s.length for s in stations], pa.float64()),
+        "% Observed": percent_observed.cast(pa.int64()),
+        **totals,
+        **lane_columns,
+    }
+    return pa.table({name: columns[name] for name in COLUMNS})
 
 
 def write_traffic_csv(
-    directory: Path, files: int = 4, rows_per_file: int = 2000, seed: int = 0
+    directory: Path,
+    files: int = 4,
+    rows_per_file: int = 2000,
+    seed: int = 0,
+    *,
+    stations: int = STATIONS_PER_FILE,
 ) -> list[Path]:
     """Write `files` CSV files of `rows_per_file` rows each into `directory`; return their paths.
 
-    File k holds day k (starting 2024-01-01) of 24 stations, rows ordered by time then station.
-    Each file is written to a temporary name and renamed, so a killed run leaves no partial file.
+    File k holds day k (starting 2024-01-01) of `stations` stations, rows ordered by time then
+    station. Each file is written to a temporary name and renamed, so a killed run leaves no partial file.
     """
-    if files < 0 or rows_per_file < 0:
-        raise ValueError("files and rows_per_file must be zero or more")
+    if files < 0 or rows_per_file < 0 or stations < 1:
+        raise ValueError("files and rows_per_file must be zero or more, stations one or more")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    stations = _stations(rng, STATIONS_PER_FILE)
-    header = _csv_line(list(COLUMNS))
+    station_list = _stations(rng, stations)
+    # no cell holds a comma or a quote, so nothing needs quoting (as in PeMS' own files)
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    header = (",".join(COLUMNS) + "\n").encode()  # Arrow would quote the names
     paths = []
     for file_index in range(files):
         day = FIRST_DAY + dt.timedelta(days=file_index)
-        file_rng = random.Random(f"{seed}-{file_index}")
+        table = _day_table(station_list, day, rows_per_file, random.Random(f"{seed}-{file_index}"))
         path = directory / f"d07_station_5min_{day:%Y_%m_%d}.csv"
-        lines = [header]
-        for row_index in range(rows_per_file):
-            moment = day + INTERVAL * (row_index // len(stations))
-            lines.append(_csv_line(_row(file_rng, stations[row_index % len(stations)], moment)))
-        write_atomic(path, "".join(lines))
+        with atomic_file(path) as handle:
+            handle.write(header)
+            pacsv.write_csv(table, handle, options)
         paths.append(path)
     return paths
 
@@ -177,13 +249,29 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m labship.sample", description="Write deterministic PeMS-like traffic CSV files."
     )
     parser.add_argument("directory", type=Path, help="directory to write the CSV files into")
-    parser.add_argument("--files", type=int, default=4, help="number of files, one day each (default 4)")
-    parser.add_argument("--rows", type=int, default=2000, help="rows per file (default 2000)")
+    parser.add_argument(
+        "--files",
+        type=int,
+        default=DEFAULT_FILES,
+        help=f"number of files, one day each (default {DEFAULT_FILES})",
+    )
+    parser.add_argument(
+        "--stations",
+        type=int,
+        default=DEFAULT_STATIONS,
+        help=f"stations per file (default {DEFAULT_STATIONS})",
+    )
+    parser.add_argument("--rows", type=int, help="rows per file (default: a full day, 288 x stations)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    if os.environ.get("LABSHIP_SAMPLE_SIZE") == "small":
+        parser.set_defaults(**SMALL)
     args = parser.parse_args(argv)
-    if args.files < 0 or args.rows < 0:
-        parser.error("--files and --rows must be zero or more")
-    paths = write_traffic_csv(args.directory, files=args.files, rows_per_file=args.rows, seed=args.seed)
+    if args.files < 0 or (args.rows is not None and args.rows < 0) or args.stations < 1:
+        parser.error("--files and --rows must be zero or more, --stations one or more")
+    rows = INTERVALS_PER_DAY * args.stations if args.rows is None else args.rows
+    paths = write_traffic_csv(
+        args.directory, files=args.files, rows_per_file=rows, seed=args.seed, stations=args.stations
+    )
     size = sum(path.stat().st_size for path in paths)
     print(f"wrote {len(paths)} files ({size:,} bytes) to {args.directory}")
     return 0

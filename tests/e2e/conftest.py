@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from labship import standin
+from devtools import standin
+from labship.compose import ComposeError, compose_argv
 from labship.config import LabshipConfig, load_config
 from tests.conftest import require
 from tests.scaffold import scaffold
@@ -79,8 +80,10 @@ def compose_containers(project: str) -> list[str]:
 @pytest.fixture(scope="session")
 def docker_engine() -> None:
     require(shutil.which("docker") is not None and docker_answers(), "no Docker engine answers `docker info`")
-    version = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    require(version.returncode == 0, "`docker compose` (Compose v2 plugin) is not installed")
+    try:
+        compose_argv()
+    except ComposeError as error:
+        require(False, str(error))
 
 
 @pytest.fixture(scope="session")

@@ -109,7 +109,8 @@ def test_notebook_serves_runs_the_example_and_stops(built_experiment: BuiltExper
         assert {binding["HostIp"] for binding in bindings} == {"127.0.0.1"}
         assert details["HostConfig"]["CapDrop"] == ["ALL"]
         assert "no-new-privileges:true" in details["HostConfig"]["SecurityOpt"]
-        assert not details["Config"]["User"].startswith("0:")
+        # the host user (root included), so what Jupyter writes in src/ and notebooks/ stays theirs
+        assert details["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
         mounts = {mount["Destination"]: mount["RW"] for mount in details["Mounts"]}
         assert mounts == {
             "/home/jovyan/project/src": True,
@@ -142,7 +143,7 @@ def test_notebook_serves_runs_the_example_and_stops(built_experiment: BuiltExper
         uid = subprocess.run(
             ["docker", "exec", container, "id", "-u"], capture_output=True, text=True, check=True
         )
-        assert uid.stdout.strip() != "0"
+        assert uid.stdout.strip() == str(os.getuid())
 
         assert "running" in invoke(root, "notebook", "--status")
         assert "ServerApp" in invoke(root, "notebook", "--logs")

@@ -14,7 +14,7 @@ Steps: debootstrap a minimal Debian rootfs (mirror read from the host's apt sour
 import` it, then one Dockerfile layer installs the Jupyter server from PyPI. The tag is a hash of the
 recipe (and of the CA files), so an existing image is reused: `docker image inspect` first.
 
-    python -m labship.standin [--tag T] [--force]
+    python -m devtools.standin [--tag T] [--force]
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def _run(command: list[str], step: str, **kwargs: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m labship.standin", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devtools.standin", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tag", help=f"image tag (default {REPOSITORY}:<recipe hash>)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the tag exists")
     parser.add_argument("--print-tag", action="store_true", help="print the default tag and exit")

@@ -1,0 +1,1 @@
+"""This repository's own tooling (demo and test infrastructure); not part of the shipped labship package."""
