@@ -299,10 +299,34 @@ def remote(  # type: ignore[no-untyped-def]
         print("commit .dvc/config so collaborators use this remote (credentials stay in .dvc/config.local)")
 
 
+# --- doctor (issue 10) ---------------------------------------------------------------------------
+@task(
+    help={
+        "strict": "count warnings (e.g. the notebook port is taken) as failures in the exit status",
+        "port": "notebook port to check on 127.0.0.1 (default 8888, the one `invoke notebook` prefers)",
+    }
+)
+def doctor(c, strict=False, port=None):  # type: ignore[no-untyped-def]
+    """Check that this machine can build, launch and share the experiment; print the fix for each problem.
+
+    Docker engine and version, compose v2, BuildKit or legacy builder, the base image, free disk, git
+    identity, the lock file against pyproject.toml, the DVC remote and its credentials (read-only), the
+    notebook port. Exit 0 when ready; else the code of the first failure (3 unreachable, 4 credentials
+    refused, 2 configuration, 1 other).
+    """
+    from labship import doctor as preflight
+
+    checks = preflight.run_checks(port=int(port) if port else None)
+    print(preflight.format_table(checks))
+    print(f"\n{preflight.verdict(checks, strict=strict)}")
+    if code := preflight.exit_code(checks, strict=strict):
+        raise Exit(code=code)
+
+
 def namespace() -> Collection:
-    """The collection an experiment's tasks.py exposes: compress, build, notebook, data.*."""
+    """The collection an experiment's tasks.py exposes: compress, build, notebook, doctor, data.*."""
     data = Collection("data", push, pull, status, remote)
-    return Collection(compress, build, notebook, data)
+    return Collection(compress, build, notebook, doctor, data)
 
 
 ns = namespace()
