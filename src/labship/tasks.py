@@ -164,24 +164,34 @@ def notebook(  # type: ignore[no-untyped-def]
 
 
 # --- data (issue 5) -----------------------------------------------------------------------------
-def transfer(action: str, targets: list[str] | None, remote: str | None, jobs: int) -> None:
-    """data.push / data.pull: move the data with the experiment's uplink, then print the summary."""
+def transfer(
+    action: str, targets: list[str] | None, remote: str | None, jobs: int, verbose: bool = False
+) -> None:
+    """data.push / data.pull: move the data with the experiment's uplink, then print the summary.
+
+    DVC's progress is condensed to one line per step (labship.progress) unless `verbose`."""
     import sys
 
     from labship import data
     from labship.config import load_config
+    from labship.progress import CondensedProgress
 
     move = data.push if action == "push" else data.pull
+    echo = sys.stderr if verbose else CondensedProgress(sys.stderr)
     with user_errors():
         config = load_config()
-        moved = move(
-            config.root,
-            targets=targets or (),
-            remote=remote,
-            jobs=jobs or None,
-            uplink_mbps=config.uplink_mbps,
-            echo=sys.stderr,
-        )
+        try:
+            moved = move(
+                config.root,
+                targets=targets or (),
+                remote=remote,
+                jobs=jobs or None,
+                uplink_mbps=config.uplink_mbps,
+                echo=echo,  # type: ignore[arg-type]
+            )
+        finally:
+            if isinstance(echo, CondensedProgress):
+                echo.finish()
     print(moved.summary())
 
 
@@ -190,15 +200,16 @@ def transfer(action: str, targets: list[str] | None, remote: str | None, jobs: i
         "target": "a DVC-tracked path or .dvc file to push (repeatable; default: everything)",
         "remote": "remote name (default: the default remote; see `invoke data.remote`)",
         "jobs": "parallel transfers (default: DVC's, 4 x cores)",
+        "verbose": "show DVC's full progress output (default: one line per step)",
     },
     iterable=["target"],
 )
-def push(c, target=None, remote=None, jobs=0):  # type: ignore[no-untyped-def]
+def push(c, target=None, remote=None, jobs=0, verbose=False):  # type: ignore[no-untyped-def]
     """Upload the DVC-tracked data the remote lacks, then summarise what moved and how long it takes.
 
     Re-running after a failure sends only what is still missing. Exit codes: see `data.status`.
     """
-    transfer("push", target, remote, jobs)
+    transfer("push", target, remote, jobs, verbose)
 
 
 @task(
@@ -207,15 +218,16 @@ def push(c, target=None, remote=None, jobs=0):  # type: ignore[no-untyped-def]
         "(repeatable; default: everything)",
         "remote": "remote name (default: the default remote; see `invoke data.remote`)",
         "jobs": "parallel transfers (default: DVC's, 4 x cores)",
+        "verbose": "show DVC's full progress output (default: one line per step)",
     },
     iterable=["target"],
 )
-def pull(c, target=None, remote=None, jobs=0):  # type: ignore[no-untyped-def]
+def pull(c, target=None, remote=None, jobs=0, verbose=False):  # type: ignore[no-untyped-def]
     """Download DVC-tracked data from the remote and check it out; a re-run completes an interrupted pull.
 
     Exit codes: see `data.status`.
     """
-    transfer("pull", target, remote, jobs)
+    transfer("pull", target, remote, jobs, verbose)
 
 
 @task(
