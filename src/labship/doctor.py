@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labship.config import ConfigError, LabshipConfig, find_root, load_config
-from labship.errors import EXIT_CONFIG, EXIT_CREDENTIALS, EXIT_FAILED, EXIT_UNREACHABLE
-from labship.report import format_bytes
+from labship.errors import EXIT_CONFIG, EXIT_CREDENTIALS, EXIT_FAILED, EXIT_UNREACHABLE, LabshipError
+from labship.report import TABLE_WIDTH, format_bytes
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
 # A docker-stacks base is ~1.5 GB unpacked, each variant adds 0.3-0.5 GB, and BuildKit's cache
@@ -38,7 +38,6 @@ OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
 MIN_FREE_BYTES = 5_000_000_000
 # `docker info` answers in ~0.4 s, also when it fails; a registry behind a slow proxy takes seconds.
 PROBE_TIMEOUT_SECONDS = 20.0
-TABLE_WIDTH = 80
 NAME_WIDTH = 14
 STATUS_WIDTH = 5
 
@@ -102,30 +101,36 @@ def check_engine() -> Check:
     return Check("docker engine", OK, f"{result.stdout.strip()} at {host}")
 
 
-def compose_version() -> tuple[str | None, str]:
-    """(version, how it was found) of a compose v2, or (None, why not).
+def compose_version() -> tuple[str | None, str, str]:
+    """(version, how it was found, fix) of a compose v2; version None when there is none.
 
-    Today: the `docker compose` CLI plugin. Once `labship.compose` finds compose v2 anywhere
-    (plugin, standalone binary, the pinned one labship brings), this asks it instead.
+    Asks `labship.compose` (plugin, standalone binary, or the pinned binary labship brings) where it
+    is installed; until that module is merged in, the `docker compose` CLI plugin only.
     """
-    result = _run(["docker", "compose", "version", "--short"])
+    fix = "install the compose v2 plugin: https://docs.docker.com/compose/install/linux/ (the v1 "
+    fix += "`docker-compose` 1.x is not enough)"
+    try:
+        from labship import compose  # type: ignore[attr-defined]
+    except ImportError:
+        argv = ["docker", "compose"]
+    else:
+        fix = getattr(compose, "INSTALL_HINT", fix)
+        try:
+            argv = list(compose.find_compose())
+        except LabshipError as error:
+            return None, str(error).splitlines()[0], fix
+    result = _run([*argv, "version", "--short"])
     version = result.stdout.strip().removeprefix("v")
     if result.returncode == 0 and version[:1].isdigit() and int(version.split(".")[0]) >= 2:
-        return version, "docker compose (CLI plugin)"
-    return None, _last_line(result)
+        return version, " ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv)), fix
+    return None, _last_line(result), fix
 
 
 def check_compose() -> Check:
-    version, how = compose_version()
+    version, how, fix = compose_version()
     if version is None:
-        return Check(
-            "compose v2",
-            FAIL,
-            f"`docker compose` is not available ({how})",
-            "install the compose v2 plugin: https://docs.docker.com/compose/install/linux/ "
-            "(compose v1 `docker-compose` 1.x is not enough)",
-        )
-    return Check("compose v2", OK, f"{version} via {how}")
+        return Check("compose v2", FAIL, f"no compose v2 found ({how})", fix)
+    return Check("compose v2", OK, f"{version} ({how})")
 
 
 def check_builder() -> Check:
