@@ -232,7 +232,7 @@ def test_wrong_s3_credentials_are_refused_and_right_ones_accepted(
         stop(server.process)
 
 
-def test_lock_file_out_of_date_and_missing(experiment: Path) -> None:
+def test_lock_file_out_of_date_and_missing(experiment: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_config(experiment)
     missing = doctor.check_lock(config)
     assert missing.status == doctor.FAIL and missing.exit_code == EXIT_CONFIG
@@ -248,6 +248,17 @@ def test_lock_file_out_of_date_and_missing(experiment: Path) -> None:
     stale = doctor.check_lock(config)
     assert stale.status == doctor.FAIL and stale.exit_code == EXIT_CONFIG, stale
     assert "does not match pyproject.toml" in stale.found and "commit uv.lock" in stale.fix
+
+    # a Python uv cannot find (nor download) is named as such, not as a stale lock
+    monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'version = "0.1.0"\n', 'version = "0.1.0"\nrequires-python = ">=3.19"\n', 1
+        )
+    )
+    no_python = doctor.check_lock(config)
+    assert no_python.status == doctor.FAIL and "needs a Python matching requires-python" in no_python.found
+    assert "uv python install" in no_python.fix
 
 
 def test_base_image_neither_present_nor_pullable(experiment: Path) -> None:

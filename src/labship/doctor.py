@@ -19,6 +19,7 @@ notebook then uses another one) keeps the exit status 0 unless `strict`.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -38,6 +39,10 @@ OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
 MIN_FREE_BYTES = 5_000_000_000
 # `docker info` answers in ~0.4 s, also when it fails; a registry behind a slow proxy takes seconds.
 PROBE_TIMEOUT_SECONDS = 20.0
+# uv 0.13 / Poetry 2 when no interpreter satisfies requires-python (they cannot resolve without one)
+_NO_PYTHON = re.compile(
+    r"No interpreter found|incompatible with the project's Python|unable to find a compatible"
+)
 NAME_WIDTH = 14
 STATUS_WIDTH = 5
 
@@ -252,15 +257,18 @@ def check_lock(config: LabshipConfig) -> Check:
         return Check("lock file", FAIL, f"{manager} is not installed", f"install {manager}, then {fix}")
     args = ["lock", "--check"] if manager == "uv" else ["check", "--lock"]
     result = _run([tool, *args], cwd=config.root)
-    if result.returncode != 0:
+    if result.returncode == 0:
+        return Check("lock file", OK, f"{lock} matches pyproject.toml")
+    if _NO_PYTHON.search(result.stdout + result.stderr):
         return Check(
             "lock file",
             FAIL,
-            f"{lock} does not match pyproject.toml ({_last_line(result)})",
-            fix,
-            EXIT_CONFIG,
+            f"cannot check {lock}: {manager} needs a Python matching requires-python and finds none",
+            f"install it (`{manager} python install X.Y`, X.Y from requires-python), then check again",
         )
-    return Check("lock file", OK, f"{lock} matches pyproject.toml")
+    return Check(
+        "lock file", FAIL, f"{lock} does not match pyproject.toml ({_last_line(result)})", fix, EXIT_CONFIG
+    )
 
 
 def _tool(name: str) -> str | None:
