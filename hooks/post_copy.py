@@ -154,26 +154,55 @@ def find_tool(name: str) -> list[str] | None:
 
 
 def lock(package_manager: str, env: dict[str, str]) -> list[str]:
+    """Write the lock file, or stop the copy (exit 1, clear message): never a commit without it.
+
+    The images are built from the lock file, so a repository committed without one fails later, far
+    from the cause. uv locks only with a Python that satisfies requires-python (uv 0.9: "No
+    interpreter found for Python >=3.13 ... downloads are set to 'never'"), so say how to get one.
+    """
     lock_file = "uv.lock" if package_manager == "uv" else "poetry.lock"
     if Path(lock_file).exists():
         return []
     tool = find_tool(package_manager)
     if tool is None:
-        return [
-            f"{package_manager} is not installed: install it, run "
-            f"`{package_manager} lock` and commit {lock_file}"
-        ]
+        raise SystemExit(
+            f"labship hook: error: {package_manager} is not installed, so no {lock_file} can be written: "
+            f"install it (`pip install {package_manager}`) and run `copier copy` again"
+        )
     if package_manager == "poetry" and (index := os.environ.get("LABSHIP_POETRY_SIMPLE_INDEX")):
         step(f"poetry source pypi-simple -> {index} (LABSHIP_POETRY_SIMPLE_INDEX)")
         run(*tool, "source", "add", "--priority=primary", "--", "pypi-simple", index, env=env)
     step(f"{package_manager} lock")
     try:
         run(*tool, "lock", env=env)
-    except subprocess.CalledProcessError:
-        return [
-            f"`{package_manager} lock` failed (output above): fix it, run it again and commit {lock_file}"
-        ]
+    except subprocess.CalledProcessError as error:
+        output = (error.stdout or "") + (error.stderr or "")
+        raise SystemExit(f"labship hook: error: {lock_failure(package_manager, output)}") from None
     return []
+
+
+def lock_failure(package_manager: str, output: str) -> str:
+    """What to do when the lock failed; the Python-not-available case named with its fixes."""
+    import re
+    import tomllib
+
+    wanted = (
+        tomllib.loads(Path("pyproject.toml").read_text(encoding="utf-8"))
+        .get("project", {})
+        .get("requires-python", "")
+    )
+    version = wanted.removeprefix(">=")
+    if re.search(
+        r"No interpreter found|incompatible with the project's Python|unable to find a compatible", output
+    ):
+        download = ", or let uv download it: unset UV_PYTHON_DOWNLOADS" if package_manager == "uv" else ""
+        return (
+            f"`{package_manager} lock` needs a Python {wanted} (requires-python) and none is available here: "
+            f"install one (`{package_manager} python install {version}`{download}), or answer python_version "
+            "with an installed version (`copier copy --trust --data python_version=X.Y ...`); then run "
+            "`copier copy` again"
+        )
+    return f"`{package_manager} lock` failed (output above): fix the cause and run `copier copy` again"
 
 
 def first_commit(author_name: str, author_email: str, before: set[str]) -> list[str]:

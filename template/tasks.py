@@ -8,9 +8,9 @@ try:
     from labship.tasks import namespace
 except ImportError as error:  # pragma: no cover - depends on the machine
     raise SystemExit(
-        "labship is not installed where `invoke` runs. Install both once, e.g.\n"
-        "    uv tool install labship --with-executables-from invoke,dvc,copier\n"
-        "    (or: pipx install --include-deps labship)\n"
+        "labship is not installed where `invoke` runs. Install both once (see README.md), e.g.\n"
+        "    uv tool install --with-executables-from invoke,dvc,copier <labship checkout or git+URL>\n"
+        "    (or: pipx install --include-deps <labship checkout or git+URL>)\n"
         "then run `invoke --list` again in this directory."
     ) from error
 

@@ -9,6 +9,8 @@ from typing import Any
 from labship._fs import write_atomic
 
 BITS_PER_BYTE = 8
+# Tables never get wider than this: the narrowest common terminal, and CI log views wrap past it.
+TABLE_WIDTH = 80
 
 
 def transfer_seconds(size_bytes: int, uplink_mbps: float) -> float:
@@ -49,28 +51,43 @@ def transfer_change(before_bytes: int, after_bytes: int, uplink_mbps: float) -> 
     return f"{before} -> {format_duration(transfer_seconds(after_bytes, uplink_mbps))}"
 
 
-def print_table(title: str, headers: list[str], rows: list[list[str]], console: Any = None) -> None:
-    """A rich table on the terminal (numbers right-aligned: every column but the first).
+def _column_widths(headers: list[str], rows: list[list[str]]) -> list[int]:
+    return [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)]
 
-    On a terminal too narrow for one line per row, the table is turned: one line per header."""
+
+def _fits(widths: list[int], limit: int) -> bool:
+    """Whether columns of these widths fit `limit` characters in rich's box (3 per column, +1)."""
+    return sum(width + 3 for width in widths) + 1 <= limit
+
+
+def print_table(title: str, headers: list[str], rows: list[list[str]], console: Any = None) -> None:
+    """A rich table at most TABLE_WIDTH columns wide (numbers right-aligned: every column but the first).
+
+    One line per row when that fits; else turned (one line per header, one column per row); else
+    one two-column block per row. Nothing is folded or cut, whatever the terminal or log width."""
     from rich.console import Console
     from rich.table import Table
 
     if console is None:
         console = Console()
-        if not console.is_terminal:
-            console = Console(width=160)  # logs and pipes: no squeezed columns
-    needed = sum(max(len(header), *(len(row[i]) for row in rows)) + 3 for i, header in enumerate(headers))
-    table = Table(title=title, title_justify="left")
-    if needed <= console.width or not rows:
-        for index, header in enumerate(headers):
-            table.add_column(header, justify="left" if index == 0 else "right")
-        for row in rows:
-            table.add_row(*row)
+    limit = min(console.width, TABLE_WIDTH) if console.is_terminal else TABLE_WIDTH
+    if not rows or _fits(_column_widths(headers, rows), limit):
+        layouts = [(headers, rows, title)]
     else:
-        table.add_column(headers[0])
-        for row in rows:
-            table.add_column(row[0], justify="right")
-        for index, header in enumerate(headers[1:], start=1):
-            table.add_row(header, *(row[index] for row in rows))
-    console.print(table)
+        turned_headers = [headers[0], *(row[0] for row in rows)]
+        turned_rows = [[header, *(row[i] for row in rows)] for i, header in enumerate(headers[1:], start=1)]
+        if _fits(_column_widths(turned_headers, turned_rows), limit):
+            layouts = [(turned_headers, turned_rows, title)]
+        else:
+            layouts = [
+                ([headers[0], row[0]], [[h, v] for h, v in zip(headers[1:], row[1:], strict=True)], title)
+                for row in rows
+            ]
+            layouts[1:] = [(h, r, "") for h, r, _ in layouts[1:]]  # the title once, over the first block
+    for layout_headers, layout_rows, layout_title in layouts:
+        table = Table(title=layout_title or None, title_justify="left")
+        for index, header in enumerate(layout_headers):
+            table.add_column(header, justify="left" if index == 0 else "right")
+        for row in layout_rows:
+            table.add_row(*row)
+        console.print(table, width=limit)

@@ -201,24 +201,34 @@ def notebook(  # type: ignore[no-untyped-def]
 
 
 # --- data (issue 5) -----------------------------------------------------------------------------
-def transfer(action: str, targets: list[str] | None, remote: str | None, jobs: int) -> None:
-    """data.push / data.pull: move the data with the experiment's uplink, then print the summary."""
+def transfer(
+    action: str, targets: list[str] | None, remote: str | None, jobs: int, verbose: bool = False
+) -> None:
+    """data.push / data.pull: move the data with the experiment's uplink, then print the summary.
+
+    DVC's progress is condensed to one line per step (labship.progress) unless `verbose`."""
     import sys
 
     from labship import data
     from labship.config import load_config
+    from labship.progress import CondensedProgress
 
     move = data.push if action == "push" else data.pull
+    echo = sys.stderr if verbose else CondensedProgress(sys.stderr)
     with user_errors():
         config = load_config()
-        moved = move(
-            config.root,
-            targets=targets or (),
-            remote=remote,
-            jobs=jobs or None,
-            uplink_mbps=config.uplink_mbps,
-            echo=sys.stderr,
-        )
+        try:
+            moved = move(
+                config.root,
+                targets=targets or (),
+                remote=remote,
+                jobs=jobs or None,
+                uplink_mbps=config.uplink_mbps,
+                echo=echo,  # type: ignore[arg-type]
+            )
+        finally:
+            if isinstance(echo, CondensedProgress):
+                echo.finish()
     print(moved.summary())
 
 
@@ -227,15 +237,16 @@ def transfer(action: str, targets: list[str] | None, remote: str | None, jobs: i
         "target": "a DVC-tracked path or .dvc file to push (repeatable; default: everything)",
         "remote": "remote name (default: the default remote; see `invoke data.remote`)",
         "jobs": "parallel transfers (default: DVC's, 4 x cores)",
+        "verbose": "show DVC's full progress output (default: one line per step)",
     },
     iterable=["target"],
 )
-def push(c, target=None, remote=None, jobs=0):  # type: ignore[no-untyped-def]
+def push(c, target=None, remote=None, jobs=0, verbose=False):  # type: ignore[no-untyped-def]
     """Upload the DVC-tracked data the remote lacks, then summarise what moved and how long it takes.
 
     Re-running after a failure sends only what is still missing. Exit codes: see `data.status`.
     """
-    transfer("push", target, remote, jobs)
+    transfer("push", target, remote, jobs, verbose)
 
 
 @task(
@@ -244,15 +255,16 @@ def push(c, target=None, remote=None, jobs=0):  # type: ignore[no-untyped-def]
         "(repeatable; default: everything)",
         "remote": "remote name (default: the default remote; see `invoke data.remote`)",
         "jobs": "parallel transfers (default: DVC's, 4 x cores)",
+        "verbose": "show DVC's full progress output (default: one line per step)",
     },
     iterable=["target"],
 )
-def pull(c, target=None, remote=None, jobs=0):  # type: ignore[no-untyped-def]
+def pull(c, target=None, remote=None, jobs=0, verbose=False):  # type: ignore[no-untyped-def]
     """Download DVC-tracked data from the remote and check it out; a re-run completes an interrupted pull.
 
     Exit codes: see `data.status`.
     """
-    transfer("pull", target, remote, jobs)
+    transfer("pull", target, remote, jobs, verbose)
 
 
 @task(
@@ -336,10 +348,34 @@ def remote(  # type: ignore[no-untyped-def]
         print("commit .dvc/config so collaborators use this remote (credentials stay in .dvc/config.local)")
 
 
+# --- doctor (issue 10) ---------------------------------------------------------------------------
+@task(
+    help={
+        "strict": "count warnings (e.g. the notebook port is taken) as failures in the exit status",
+        "port": "notebook port to check on 127.0.0.1 (default 8888, the one `invoke notebook` prefers)",
+    }
+)
+def doctor(c, strict=False, port=None):  # type: ignore[no-untyped-def]
+    """Check that this machine can build, launch and share the experiment; print the fix for each problem.
+
+    Docker engine and version, compose v2, BuildKit or legacy builder, the base image, free disk, git
+    identity, the lock file against pyproject.toml, the DVC remote and its credentials (read-only), the
+    notebook port. Exit 0 when ready; else the code of the first failure (3 unreachable, 4 credentials
+    refused, 2 configuration, 1 other).
+    """
+    from labship import doctor as preflight
+
+    checks = preflight.run_checks(port=int(port) if port else None)
+    print(preflight.format_table(checks))
+    print(f"\n{preflight.verdict(checks, strict=strict)}")
+    if code := preflight.exit_code(checks, strict=strict):
+        raise Exit(code=code)
+
+
 def namespace() -> Collection:
-    """The collection an experiment's tasks.py exposes: compress, build, notebook, data.*."""
+    """The collection an experiment's tasks.py exposes: compress, build, notebook, doctor, data.*."""
     data = Collection("data", push, pull, status, remote)
-    return Collection(compress, build, notebook, data)
+    return Collection(compress, build, notebook, doctor, data)
 
 
 ns = namespace()
