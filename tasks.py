@@ -157,7 +157,7 @@ def demo(c: Context, dest: str = "demo", fresh: bool = False, docker: bool = Tru
         banner(f"5. invoke build (base image {base})")
         c.run(f"invoke build --variant {config.notebook().image} --base-image {base}", pty=PTY, env=env)
         banner("6. invoke notebook: the server with the sample data mounted read-only")
-        c.run("invoke notebook --detach", pty=PTY, env=env)
+        c.run(f"invoke notebook --detach --base-image {base}", pty=PTY, env=env)
     print(f"\nStop the server with: cd {project} && invoke notebook --stop")
 
 

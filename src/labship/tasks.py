@@ -131,7 +131,8 @@ def build(c, variant=None, base_image=None, push=False, no_cache=False):  # type
         "logs": "print the server's recent log lines",
         "status": "say whether the server runs, and its URL with the token",
         "detach": "return once the server is ready (stop it later with --stop); default: run until Ctrl-C",
-        "base_image": "base image for building the variant's image if it is missing (as `invoke build`)",
+        "base_image": "base image, as given to `invoke build` (part of the content tag; default: "
+        "[tool.labship] base-image, or env LABSHIP_BASE_IMAGE)",
         "build": "build the image here even when a local or published one has the current content tag",
         "timeout": "seconds to wait for the server to answer (default 120)",
     }
