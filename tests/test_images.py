@@ -371,3 +371,16 @@ def test_launch_uses_local_else_pulls_else_builds(
     if action == "build":
         assert said[-1].endswith(f": building {names['content']}") and choice.reason in said[-1]
         assert ("--build" if force else "uv.lock changed since X") in choice.reason
+
+
+def test_pull_from_an_unreachable_registry_says_so() -> None:
+    require(
+        shutil.which("docker") is not None
+        and subprocess.run(["docker", "info"], capture_output=True).returncode == 0,
+        "no Docker engine",
+    )
+    pulled, why_not = images.pull_image(
+        "127.0.0.1:9/lab/nothing:notebook-c000000000000"
+    )  # port 9: discard, closed
+    assert not pulled
+    assert why_not.startswith("registry 127.0.0.1:9 could not be reached (") and "refused" in why_not
