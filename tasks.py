@@ -298,7 +298,7 @@ def images_and_server(
             c.run(f"invoke build --variant {variant} --base-image {base}", pty=PTY, env=env)
         with steps.step("6. invoke notebook --detach: the server, the sample data mounted read-only"):
             c.run("invoke notebook --stop", hide=True, warn=True, env=env)  # a demo run before
-            result = c.run("invoke notebook --detach", pty=PTY, env=env)
+            result = c.run(f"invoke notebook --detach --base-image {base}", pty=PTY, env=env)
     found = URL.findall(result.stdout)
     if not found:
         raise Exit("demo: `invoke notebook` printed no URL", code=1)

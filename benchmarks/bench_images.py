@@ -1,6 +1,7 @@
 """Benchmark `invoke build` and `invoke notebook`, uv vs Poetry side by side (not a test).
 
     python benchmarks/bench_images.py [--managers uv,poetry] [--builder buildkit|legacy] [--json FILE]
+    python benchmarks/bench_images.py --team [--builder ...]    # pull vs cold build, to ready
 
 For each package manager: scaffold the template, compress the sample data, then measure
 1. cold build (--no-cache) time and image size of each variant (notebook, models);
@@ -9,6 +10,12 @@ For each package manager: scaffold the template, compress the sample data, then 
    dependency layers should rebuild);
 4. `invoke notebook --detach`, from command to ready (target: under 5 s with a built image).
 Builds run on the stand-in base image (our machines cannot pull quay.io). Images it makes are removed.
+
+`--team` measures a teammate's first `invoke notebook`, to a ready server, three ways against a
+`docker-registry` it starts on 127.0.0.1: after a cold build (`invoke build --no-cache`, then the
+launch; publishing with `invoke build --push` is timed apart), pulling the published content-tagged
+image into a clone whose store lacks it, and with the image already local.
+The base image is local in every case.
 """
 
 from __future__ import annotations
@@ -16,6 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import secrets
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -110,6 +121,133 @@ def bench_manager(manager: str, base: str, builder: images.DockerBuilder, workdi
     return row
 
 
+def start_registry(directory: Path) -> tuple[subprocess.Popen, str]:
+    """Debian's `docker-registry` on a free 127.0.0.1 port; (process, host:port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = directory / "registry.yml"
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {directory / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        raise SystemExit("docker-registry is not installed (apt-get install docker-registry)")
+    process = subprocess.Popen(
+        [binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return process, f"127.0.0.1:{port}"
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit("docker-registry did not start")
+
+
+def timed_invoke(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[float, str]:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=root, capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"invoke {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return time.monotonic() - started, result.stdout + result.stderr
+
+
+def local_tags(repository: str) -> list[str]:
+    listed = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", repository],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return [tag for tag in listed if not tag.endswith(":<none>")]
+
+
+def bench_team(base: str, builder: images.DockerBuilder, workdir: Path) -> dict[str, float]:
+    """Cold build vs pull vs local image, each measured to a ready Jupyter server."""
+    process, registry = start_registry(workdir)
+    name = f"labship-bench-team-{secrets.token_hex(3)}"
+    repository = f"{registry}/bench/{name}"
+    root = scaffold(
+        workdir / "a", {"package_manager": "uv", "registry": f"{registry}/bench", "image_name": name}
+    )
+    env = {"LABSHIP_BUILDER": "buildkit" if builder.buildkit else "legacy"}
+    row: dict[str, float] = {}
+    clone = workdir / "b"
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "invoke", "compress"], cwd=root, check=True, capture_output=True
+        )
+        pyproject = root / "pyproject.toml"
+        pyproject.write_text(
+            re.sub(r'(?m)^base-image = ".*"$', f'base-image = "{base}"', pyproject.read_text())
+        )
+        identity = ["-c", "user.name=bench", "-c", "user.email=bench@example.org"]
+        subprocess.run(["git", *identity, "commit", "-qam", "bench base"], cwd=root, check=True)
+        build = ("build", "--variant", "notebook")
+        row["cold_build_s"], _ = timed_invoke(root, *build, "--no-cache", env=env)
+        row["push_s"], _ = timed_invoke(root, *build, "--push", env=env)  # a cached build, then the push
+        row["cold_launch_s"], _ = timed_invoke(root, "notebook", "--detach")
+        timed_invoke(root, "notebook", "--stop")
+        subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+        shutil.copytree(root / "data" / "processed", clone / "data" / "processed", dirs_exist_ok=True)
+        subprocess.run(["docker", "rmi", "--force", *local_tags(repository)], capture_output=True, check=True)
+        row["pull_launch_s"], output = timed_invoke(clone, "notebook", "--detach")
+        if "building" in output:
+            raise SystemExit(f"the clone built instead of pulling:\n{output}")
+        timed_invoke(clone, "notebook", "--stop")
+        row["local_launch_s"], _ = timed_invoke(clone, "notebook", "--detach")
+        timed_invoke(clone, "notebook", "--stop")
+        size = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Size}}", f"{repository}:notebook-latest"],
+            capture_output=True, text=True, check=False,
+        ).stdout.strip()  # fmt: skip
+        row["stored_bytes"] = float(
+            sum(f.stat().st_size for f in (workdir / "data").rglob("*") if f.is_file())
+        )
+        row["image_bytes"] = float(size or 0)
+    finally:
+        for checkout in (root, clone):
+            if checkout.exists():
+                subprocess.run(
+                    [sys.executable, "-m", "invoke", "notebook", "--stop"], cwd=checkout, capture_output=True
+                )
+        if tags := local_tags(repository):
+            subprocess.run(["docker", "rmi", "--force", *tags], capture_output=True, check=False)
+        process.terminate()
+        process.wait(10)
+    return row
+
+
+def print_team(row: dict[str, float]) -> None:
+    cold = row["cold_build_s"] + row["cold_launch_s"]
+    lines = [
+        ("first launch, to a ready server", "time", "vs cold build"),
+        ("cold build (--no-cache) + launch", format_duration(cold), "1.00x"),
+        ("  of which the build", format_duration(row["cold_build_s"]), ""),
+        ("publishing: invoke build --push (cached)", format_duration(row["push_s"]), ""),
+        (
+            "pull the published image + launch",
+            format_duration(row["pull_launch_s"]),
+            f"{row['pull_launch_s'] / cold:.2f}x",
+        ),
+        (
+            "local image + launch",
+            format_duration(row["local_launch_s"]),
+            f"{row['local_launch_s'] / cold:.2f}x",
+        ),
+        ("image size (local store)", format_bytes(row["image_bytes"]), ""),
+        ("compressed, in the registry", format_bytes(row["stored_bytes"]), ""),
+    ]
+    widths = [max(len(line[index]) for line in lines) for index in range(3)]
+    for line in lines:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+
+
 def print_table(rows: list[dict[str, object]]) -> None:
     def seconds(key: str):
         return lambda row: format_duration(float(row[key]))  # type: ignore[arg-type]
@@ -150,6 +288,7 @@ def main() -> int:
     parser.add_argument("--managers", default="uv,poetry", help="comma list of package managers")
     parser.add_argument("--builder", choices=images.BUILDERS, help="force a builder (default: detect)")
     parser.add_argument("--json", type=Path, help="also write the numbers as JSON here")
+    parser.add_argument("--team", action="store_true", help="only the pull vs cold build comparison")
     args = parser.parse_args()
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     base = standin.build_standin_base(log=lambda line: print(line, file=sys.stderr))
@@ -157,6 +296,13 @@ def main() -> int:
     print(
         f"base {base}, {builder.name}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", file=sys.stderr
     )
+    if args.team:
+        with tempfile.TemporaryDirectory(prefix="labship-bench-team-") as workdir:
+            row = bench_team(base, builder, Path(workdir))
+        print_team(row)
+        if args.json:
+            args.json.write_text(json.dumps(row, indent=2) + "\n")
+        return 0
     rows = []
     with tempfile.TemporaryDirectory(prefix="labship-bench-") as workdir:
         for manager in args.managers.split(","):

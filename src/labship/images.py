@@ -1,8 +1,11 @@
 """Build, tag and push the Jupyter image variants of `[tool.labship.images]`.
 
 One Dockerfile, one build per variant, the same build arguments as the CI workflow
-(`BASE_IMAGE`, `DEPENDENCY_GROUPS`). Tags: `<registry>/<image>:<variant>-latest` and
-`:<variant>-<git sha>[-dirty]`; OCI labels say where the image came from.
+(`BASE_IMAGE`, `DEPENDENCY_GROUPS`). Tags: `<registry>/<image>:<variant>-latest`, the content tag
+`:<variant>-c<12 hex>` (see `content_tag`: the same on every machine and in CI for the same lock
+file, groups, Dockerfile and base, so a teammate pulls it instead of building) and
+`:<variant>-<git sha>[-dirty]`; OCI labels say where the image came from, `org.labship.content.*`
+labels what it was made from (so a launch can say which input changed).
 
 The engine may build with BuildKit or with the legacy builder; the Dockerfile works with both. The
 host's extra CA certificates (TLS-intercepting proxies) are copied to `.labship/ca/`, the only part
@@ -12,12 +15,14 @@ them in its builder stage only.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +39,13 @@ BUILDERS = ("buildkit", "legacy")
 # BuildKit is built into Docker clients before 23.0; later ones need the buildx plugin for it.
 BUILTIN_BUILDKIT_BEFORE = (23, 0)
 LABEL_PREFIX = "org.opencontainers.image"
+# Version of the content-tag recipe: bump it when the recipe changes, so old tags stop matching.
+CONTENT_RECIPE = "labship-content-v1"
+CONTENT_LABEL = "org.labship.content"
+# 12 hex digits (48 bits): a collision among one repository's few hundred images is out of reach.
+CONTENT_DIGITS = 12
+# Build arguments the recipe already covers in their own form (the groups sorted, the base resolved).
+COVERED_BUILD_ARGS = ("DEPENDENCY_GROUPS", "BASE_IMAGE")
 
 Log = Callable[[str], None]
 
@@ -122,10 +134,86 @@ def git_source_url(root: Path) -> str:
     return url.removesuffix(".git")
 
 
-def variant_tags(config: LabshipConfig, variant: str, revision: str, dirty: bool) -> tuple[str, ...]:
-    """`<repo>:<variant>-latest` and, inside git, `<repo>:<variant>-<sha>[-dirty]`."""
+def effective_base(config: LabshipConfig, base_image: str | None = None) -> str:
+    """The base the build uses: `--base-image`, else env LABSHIP_BASE_IMAGE, else [tool.labship] base-image
+    ("" leaves the Dockerfile's default)."""
+    return base_image or os.environ.get("LABSHIP_BASE_IMAGE") or config.base_image
+
+
+def _normalised_bytes(path: Path) -> bytes:
+    # CRLF -> LF: a Windows checkout (git core.autocrlf) builds the same image, so it gets the same tag.
+    return path.read_bytes().replace(b"\r\n", b"\n")
+
+
+def content_inputs(
+    config: LabshipConfig, variant: ImageVariant, base: str, build_args: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """What determines the installed packages of `variant`'s image, in recipe order (see `content_tag`)."""
+    check_build_inputs(config)
+    dockerfile = _normalised_bytes(config.root / "Dockerfile")
+    lock_name = LOCK_FILES[config.package_manager]
+    if not base:
+        default = re.search(rb"^ARG BASE_IMAGE=(\S+)", dockerfile, re.MULTILINE)
+        base = default[1].decode() if default else ""
+    inputs = {
+        "dockerfile": "sha256:" + hashlib.sha256(dockerfile).hexdigest(),
+        "lock": f"{lock_name} sha256:"
+        + hashlib.sha256(_normalised_bytes(config.root / lock_name)).hexdigest(),
+        "groups": ",".join(sorted(set(variant.groups))),
+        "base": base,
+    }
+    for key, value in sorted((build_args or {}).items()):
+        if key not in COVERED_BUILD_ARGS:
+            inputs[f"arg.{key}"] = value
+    return inputs
+
+
+def content_tag(
+    config: LabshipConfig,
+    variant: ImageVariant,
+    base_image: str | None = None,
+    build_args: Mapping[str, str] | None = None,
+) -> str:
+    """The content tag of `variant`: `<variant>-c<first 12 hex of sha256(recipe text)>`.
+
+    The recipe text is UTF-8, one `key=value` line each, ending in a newline, in this order:
+
+        labship-content-v1
+        dockerfile=sha256:<hex of Dockerfile bytes>
+        lock=<uv.lock|poetry.lock> sha256:<hex of the lock file bytes>
+        groups=<the variant's groups, de-duplicated, sorted, comma-joined>
+        base=<base image reference: --base-image, LABSHIP_BASE_IMAGE, [tool.labship] base-image,
+              else the Dockerfile's `ARG BASE_IMAGE=` default>
+        arg.<NAME>=<value>   (any other build argument, sorted by NAME; none today)
+
+    File bytes have CRLF turned into LF first. Nothing else enters: code (src/, mounted at run
+    time), notebooks, data, README, pyproject.toml (the lock records every dependency change) and the
+    host's CA copies (builder stage only) change the tag of no image. The template's CI action
+    (`.github/actions/docker-publish`) runs the same recipe; tests/test_images.py proves it equal.
+    """
+    inputs = content_inputs(config, variant, effective_base(config, base_image), build_args)
+    return f"{variant.name}-c{content_digest(inputs)[:CONTENT_DIGITS]}"
+
+
+def content_digest(inputs: Mapping[str, str]) -> str:
+    """sha256 (hex) of the recipe text of `inputs`."""
+    text = CONTENT_RECIPE + "\n" + "".join(f"{key}={value}\n" for key, value in inputs.items())
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def content_image(config: LabshipConfig, variant: ImageVariant, base_image: str | None = None) -> str:
+    """`<repo>:<content tag>`: the image `invoke notebook` runs for `variant`."""
+    return f"{config.image_repository()}:{content_tag(config, variant, base_image)}"
+
+
+def variant_tags(
+    config: LabshipConfig, variant: str, revision: str, dirty: bool, content: str = ""
+) -> tuple[str, ...]:
+    """`<repo>:<variant>-latest`, `<repo>:<content>` when given, in git `<repo>:<variant>-<sha>[-dirty]`."""
     repository = config.image_repository()
     tags = [f"{repository}:{variant}-latest"]
+    if content:
+        tags.append(f"{repository}:{content}")
     if revision:
         tags.append(f"{repository}:{variant}-{revision}{'-dirty' if dirty else ''}")
     return tuple(tags)
@@ -143,7 +231,7 @@ def plan_builds(
 ) -> list[BuildPlan]:
     """The builds `invoke build` runs: every variant, or only `variant`."""
     variants = [config.image(variant)] if variant else list(config.images.values())
-    base = base_image or os.environ.get("LABSHIP_BASE_IMAGE") or config.base_image
+    base = effective_base(config, base_image)
     revision, dirty = git_revision(config.root)
     created = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     source = git_source_url(config.root)
@@ -163,7 +251,12 @@ def plan_builds(
             labels[f"{LABEL_PREFIX}.source"] = source
         if base:
             labels[f"{LABEL_PREFIX}.base.name"] = base
-        plans.append(BuildPlan(image, variant_tags(config, image.name, revision, dirty), build_args, labels))
+        inputs = content_inputs(config, image, base, build_args)
+        content = f"{image.name}-c{content_digest(inputs)[:CONTENT_DIGITS]}"
+        labels[CONTENT_LABEL] = content
+        labels.update({f"{CONTENT_LABEL}.{key}": value for key, value in inputs.items()})
+        tags = variant_tags(config, image.name, revision, dirty, content)
+        plans.append(BuildPlan(image, tags, build_args, labels))
     return plans
 
 
@@ -369,6 +462,75 @@ def push_tags(tags: Iterable[str], log: Log = print) -> list[str]:
             )
         pushed.append(tag)
     return pushed
+
+
+# What a failed `docker pull` means, from the engine's message (lower-cased), in the words a user acts on.
+PULL_FAILURES = (
+    (("manifest unknown", "not found", "does not exist"), "it has no {tag} (not published yet)"),
+    (
+        ("unauthorized", "denied", "authentication required", "no basic auth credentials"),
+        "it refused the pull: log in with `docker login {host}` (labship reads no registry credentials)",
+    ),
+)
+
+
+def pull_image(tag: str) -> tuple[bool, str]:
+    """`docker pull tag` with the Docker credential store's login; (pulled?, why not, in one line)."""
+    result = subprocess.run(["docker", "pull", tag], capture_output=True, text=True, check=False)
+    if result.returncode == 0:
+        return True, ""
+    message = (result.stderr or result.stdout).strip()
+    host = tag.split("/", 1)[0]
+    for needles, explanation in PULL_FAILURES:
+        if any(needle in message.lower() for needle in needles):
+            return False, f"registry {host}: " + explanation.format(tag=tag, host=host)
+    last = message.splitlines()[-1] if message else "no output"
+    return False, f"registry {host} could not be reached ({last})"
+
+
+def image_labels(tag: str) -> dict[str, str]:
+    """The labels of a local image ({} when it is absent)."""
+    result = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", tag],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return (json.loads(result.stdout) or {}) if result.returncode == 0 else {}
+
+
+def last_local_image(config: LabshipConfig, variant: str) -> str:
+    """The newest local image of `variant` that records its content labels ("" when there is none)."""
+    result = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}",
+         "--filter", f"label=org.labship.variant={variant}", "--filter", f"label={CONTENT_LABEL}",
+         config.image_repository()],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    tags = [line for line in result.stdout.split() if not line.endswith(":<none>")]
+    return tags[0] if tags else ""  # `docker images` lists the newest first
+
+
+def describe_change(config: LabshipConfig, variant: ImageVariant, base_image: str | None = None) -> str:
+    """Why no local image fits: which content inputs differ from the newest image of `variant` here."""
+    previous = last_local_image(config, variant.name)
+    if not previous:
+        return f"no image of variant {variant.name!r} here yet"
+    labels = image_labels(previous)
+    inputs = content_inputs(config, variant, effective_base(config, base_image))
+    names = {
+        "lock": LOCK_FILES[config.package_manager],
+        "dockerfile": "the Dockerfile",
+        "groups": "the groups",
+        "base": "the base image",
+    }
+    changed = [
+        names.get(key, f"build argument {key.removeprefix('arg.')}")
+        for key, value in inputs.items()
+        if labels.get(f"{CONTENT_LABEL}.{key}") != value
+    ]
+    what = " and ".join(changed) or "the content recipe"
+    return f"{what} changed since the last image of variant {variant.name!r} here ({previous})"
 
 
 def build_images(

@@ -92,6 +92,56 @@ class Launch:
         return f"{self.base_url}/lab/tree/{notebook_path.as_posix()}?token={self.token}"
 
 
+@dataclass(frozen=True)
+class ImageChoice:
+    """The image a launch runs and how it got here: action is "local", "pull" or "build"."""
+
+    tag: str
+    action: str
+    reason: str
+
+
+def resolve_image(
+    config: LabshipConfig,
+    notebook: Notebook,
+    *,
+    base_image: str | None = None,
+    build: bool = False,
+    log: Log = print,
+) -> ImageChoice:
+    """The image of the notebook's variant with the current content tag (`images.content_tag`).
+
+    A local image with that tag is used; else it is pulled from [tool.labship] registry (credentials
+    from `docker login` only); else it is built, saying why (e.g. which input changed since the last
+    image here). `-latest` is never run, so an image from an older lock is never used silently.
+    `build` forces a local build.
+    """
+    variant = config.image(notebook.image)
+    tag = images.content_image(config, variant, base_image)
+    if build:
+        reason = "--build asked for a local build"
+    elif images.image_exists(tag):
+        choice = ImageChoice(
+            tag, "local", "built or pulled here before, same lock, groups, Dockerfile and base"
+        )
+        log(f"using the local image {tag} ({choice.reason})")
+        return choice
+    elif not config.registry:
+        changed = images.describe_change(config, variant, base_image)
+        reason = f"{changed}; no registry in [tool.labship] to pull from"
+    else:
+        log(f"no local image {tag}: pulling it from {config.registry}")
+        pulled, why_not = images.pull_image(tag)
+        if pulled:
+            choice = ImageChoice(tag, "pull", f"pulled from {config.registry}, no build needed")
+            log(f"using {tag} ({choice.reason})")
+            return choice
+        reason = f"{images.describe_change(config, variant, base_image)}; {why_not}"
+    log(f"{reason}: building {tag}")
+    images.build_images(config, variant=variant.name, base_image=base_image, log=log)
+    return ImageChoice(tag, "build", reason)
+
+
 def compose_project(config: LabshipConfig, notebook: str) -> str:
     """A compose project name unique to this checkout and notebook (two clones never collide)."""
     slug = re.sub(r"[^a-z0-9]+", "-", config.project_name.lower()).strip("-") or "experiment"
@@ -390,10 +440,11 @@ def start_notebook(
     name: str | None = None,
     *,
     base_image: str | None = None,
+    build: bool = False,
     timeout: float = READY_TIMEOUT_SECONDS,
     log: Log = print,
 ) -> Launch:
-    """Build the variant's image if missing, start the server, wait until it answers; return the launch.
+    """Get the variant's image (`resolve_image`), start the server, wait until it answers; return the launch.
 
     On any failure or Ctrl-C during start-up the container and the launch files are removed.
     """
@@ -404,10 +455,7 @@ def start_notebook(
     images.check_engine()
     check_compose_available()
     ensure_data(config, notebook, log)
-    image = images.latest_tag(config, notebook.image)
-    if not images.image_exists(image):
-        log(f"image {image} is not built yet: building it first")
-        images.build_images(config, variant=notebook.image, base_image=base_image, log=log)
+    image = resolve_image(config, notebook, base_image=base_image, build=build, log=log).tag
     with launch_lock(config, notebook.name, log=log):
         if container_state(config, notebook.name) == "running":
             raise NotebookError(

@@ -168,14 +168,27 @@ def build(c, variant=None, base_image=None, push=False, no_cache=False):  # type
         "logs": "print the server's recent log lines",
         "status": "say whether the server runs, and its URL with the token",
         "detach": "return once the server is ready (stop it later with --stop); default: run until Ctrl-C",
-        "base_image": "base image for building the variant's image if it is missing (as `invoke build`)",
+        "base_image": "base image, as given to `invoke build` (part of the content tag; default: "
+        "[tool.labship] base-image, or env LABSHIP_BASE_IMAGE)",
+        "build": "build the image here even when a local or published one has the current content tag",
         "timeout": "seconds to wait for the server to answer (default 120)",
     }
 )
 def notebook(  # type: ignore[no-untyped-def]
-    c, name=None, stop=False, logs=False, status=False, detach=False, base_image=None, timeout=120
+    c,
+    name=None,
+    stop=False,
+    logs=False,
+    status=False,
+    detach=False,
+    base_image=None,
+    build=False,
+    timeout=120,
 ):
-    """Start Jupyter for a notebook (src/, notebooks/ mounted; its data read-only) and print the URL."""
+    """Start Jupyter for a notebook (src/, notebooks/ mounted; its data read-only) and print the URL.
+
+    The image is the variant's content tag: local if here, else pulled from the registry, else built.
+    """
     from labship import notebook as server
     from labship.config import load_config
 
@@ -190,7 +203,9 @@ def notebook(  # type: ignore[no-untyped-def]
         if logs:
             print(server.notebook_logs(config, name), end="")
             return
-        launch = server.start_notebook(config, name, base_image=base_image, timeout=float(timeout))
+        launch = server.start_notebook(
+            config, name, base_image=base_image, build=build, timeout=float(timeout)
+        )
         chosen = config.notebook(name)
         print(f"\n  {launch.url(chosen.path)}\n", flush=True)
         if detach:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from devtools import standin
+from labship import images
 from labship.compose import ComposeError, compose_argv
 from labship.config import LabshipConfig, load_config
 from tests.conftest import require
@@ -195,6 +196,16 @@ def built_experiment(
     with (root / "data" / "raw" / "big.bin").open("wb") as big:
         big.write(os.urandom(1024 * 1024) * 100)
     (root / ".env").write_text(f"API_TOKEN={PLANTED_SECRET}\n")
+    # The base goes into [tool.labship] and is committed, as a team does: every checkout and
+    # `invoke notebook` then compute the same content tag as this build.
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(
+        re.sub(r'(?m)^base-image = ".*"$', f'base-image = "{standin_base}"', pyproject.read_text())
+    )
+    run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qam", "stand-in base"],
+        root,
+    )
     config = load_config(root)
     args = ["build", "--variant", VARIANT, "--base-image", standin_base]
     if manager == "uv":
@@ -203,7 +214,7 @@ def built_experiment(
     dirty = "-dirty" if run(["git", "status", "--porcelain", "--untracked-files=no"], root).strip() else ""
     repository = config.image_repository()
     tags = (f"{repository}:{VARIANT}-latest", f"{repository}:{VARIANT}-{head}{dirty}")
-    images_to_remove.extend(tags)
+    images_to_remove.extend([*tags, images.content_image(config, config.image(VARIANT))])
     output = invoke(root, *args, env={"LABSHIP_BUILDER": BUILDERS[manager]}, timeout=1500)
     images_to_remove.extend(legacy_builder_stage_images(output))
     return BuiltExperiment(manager, root, config, standin_base, BUILDERS[manager], output, tags, registry)
