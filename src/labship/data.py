@@ -77,6 +77,9 @@ _EXPIRED = re.compile(
     r"|security token included in the request is (?:expired|invalid)|Error when retrieving token from sso",
     re.IGNORECASE,
 )
+# S3 answers a HEAD request carrying an expired (or otherwise invalid) session token with a bare
+# 400: a HEAD response has no body, so botocore cannot show the error code (ExpiredToken).
+_HEAD_REFUSED = re.compile(r"\(400\) when calling the HeadObject operation")
 _NO_REMOTE = re.compile(r"no default remote set|remote '[^']*' doesn't exist", re.IGNORECASE)
 _MISSING = re.compile(
     r"Checkout failed|do not exist neither locally nor on remote|missing cache files", re.IGNORECASE
@@ -881,7 +884,7 @@ def _credentials_failure(run: DvcRun, action: str, remote: Remote | None, detail
             f"cannot {action}: no credentials for remote {where} ({detail}). {login_hint(remote)}",
             EXIT_DENIED,
         )
-    if _EXPIRED.search(text):
+    if _EXPIRED.search(text) or (_HEAD_REFUSED.search(text) and _temporary_credentials(remote)):
         return DataError(
             f"cannot {action}: your session for remote {where} has expired or is invalid ({detail}). "
             f"{login_hint(remote)}",
@@ -912,6 +915,14 @@ def _transport_failure(run: DvcRun, action: str, remote: Remote | None, detail: 
             EXIT_MISSING,
         )
     return None
+
+
+def _temporary_credentials(remote: Remote | None) -> bool:
+    """Whether the remote's identity is a session (token in the environment, stored, or a profile)."""
+    if os.environ.get("AWS_SESSION_TOKEN") or os.environ.get("AWS_PROFILE"):
+        return True
+    options = {**remote.options, **remote.local_options} if remote is not None else {}
+    return bool(options.get("session_token") or options.get("profile"))
 
 
 def login_hint(remote: Remote | None) -> str:
