@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -44,6 +44,15 @@ SECRET_OPTIONS = frozenset(
     {"access_key_id", "secret_access_key", "session_token", "password", "passphrase", "key", "token"}
 )
 MASK = "****"
+# Per-user options naming who you are on an S3 remote. Choosing one source (a profile, a key, or the
+# environment) unsets the others in .dvc/config.local: DVC prefers stored keys over a profile and a
+# profile over the environment, so a stale key would otherwise silently outrank the new choice.
+S3_IDENTITY_OPTIONS = ("profile", "access_key_id", "secret_access_key", "session_token", "credentialpath")
+# `invoke data.remote --access-key-id ID` reads the secret from here (or stdin), never from argv,
+# which every local user can read in /proc/<pid>/cmdline (`ps`) and which lands in shell history.
+SECRET_ENV = "LABSHIP_SECRET_ACCESS_KEY"
+# Secrets a `dvc` child may read from the environment (botocore's chain): masked in its output too.
+ENVIRONMENT_SECRETS = (SECRET_ENV, "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 _UNREACHABLE = re.compile(
     r"Could not connect to the endpoint URL|Connect call failed|Connection refused|Connection not open"
@@ -56,6 +65,21 @@ _DENIED = re.compile(
     r"|Unable to locate credentials|Authentication failed|No such file or directory: '[^']*key",
     re.IGNORECASE,
 )
+# botocore's messages (DVC prints them after "ERROR: unexpected error - "); an AccessDenied on a
+# named operation means the identity was recognised and lacks that operation's permission.
+_PERMISSION_DENIED = re.compile(r"\(AccessDenied\) when calling the (\w+) operation")
+_NO_CREDENTIALS = re.compile(
+    r"Unable to locate credentials|NoCredentialsError|The config profile \([^)]*\) could not be found",
+    re.IGNORECASE,
+)
+_EXPIRED = re.compile(
+    r"ExpiredToken|RequestExpired|token has expired|session .{0,40}has expired|InvalidToken"
+    r"|security token included in the request is (?:expired|invalid)|Error when retrieving token from sso",
+    re.IGNORECASE,
+)
+# S3 answers a HEAD request carrying an expired (or otherwise invalid) session token with a bare
+# 400: a HEAD response has no body, so botocore cannot show the error code (ExpiredToken).
+_HEAD_REFUSED = re.compile(r"\(400\) when calling the HeadObject operation")
 _NO_REMOTE = re.compile(r"no default remote set|remote '[^']*' doesn't exist", re.IGNORECASE)
 _MISSING = re.compile(
     r"Checkout failed|do not exist neither locally nor on remote|missing cache files", re.IGNORECASE
@@ -96,6 +120,23 @@ def dvc_executable() -> str:
     return found
 
 
+def _dvc_environment(progress: bool) -> dict[str, str]:
+    """The environment of a `dvc` child: no analytics, this venv's tools on PATH, bars if asked."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    # stage commands (`invoke compress`) come from the same environment as labship, activated or not
+    tools = str(Path(sys.executable).parent)
+    if tools not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = os.pathsep.join(filter(None, (tools, env.get("PATH"))))
+    if progress:
+        env["DVC_IGNORE_ISATTY"] = "true"
+    return env
+
+
+def _environment_secrets() -> list[str]:
+    """Secrets DVC may read from this process's environment: masked in its output too."""
+    return [os.environ[name] for name in ENVIRONMENT_SECRETS if os.environ.get(name)]
+
+
 def run_dvc(
     root: Path,
     args: Sequence[str],
@@ -109,28 +150,35 @@ def run_dvc(
     DVC draws progress bars only on a terminal; with `progress` (default: `echo` is a terminal)
     they are forced on through DVC_IGNORE_ISATTY and forwarded as they come (they end in `\\r`).
     """
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    # stage commands (`invoke compress`) come from the same environment as labship, activated or not
-    tools = str(Path(sys.executable).parent)
-    if tools not in env.get("PATH", "").split(os.pathsep):
-        env["PATH"] = os.pathsep.join(filter(None, (tools, env.get("PATH"))))
     if progress is None:
         progress = bool(echo is not None and hasattr(echo, "isatty") and echo.isatty())
-    if progress:
-        env["DVC_IGNORE_ISATTY"] = "true"
-    masked = sorted((s for s in set(secrets) if len(s) >= 3), key=len, reverse=True)
-    started = time.monotonic()
+    env = _dvc_environment(progress)
+    masked = sorted((s for s in {*secrets, *_environment_secrets()} if len(s) >= 3), key=len, reverse=True)
     command = [dvc_executable(), *args]
     if echo is None:
-        try:
-            done = subprocess.run(command, cwd=root, env=env, capture_output=True, check=False)
-        except OSError as error:
-            raise DataError(f"could not run {command[0]}: {error}", EXIT_CONFIG) from error
-        except KeyboardInterrupt:
-            raise DataError("interrupted: re-run the same command to continue", EXIT_INTERRUPTED) from None
-        stdout = _mask(done.stdout.decode("utf-8", "replace"), masked)
-        output = stdout + _mask(done.stderr.decode("utf-8", "replace"), masked)
-        return DvcRun(tuple(args), done.returncode, output, time.monotonic() - started, stdout)
+        return _run_captured(root, command, env, masked)
+    return _run_forwarded(root, command, env, masked, echo)
+
+
+def _run_captured(root: Path, command: list[str], env: dict[str, str], masked: Sequence[str]) -> DvcRun:
+    """Run to completion with stdout and stderr captured (stdout alone kept for `--json`)."""
+    started = time.monotonic()
+    try:
+        done = subprocess.run(command, cwd=root, env=env, capture_output=True, check=False)
+    except OSError as error:
+        raise DataError(f"could not run {command[0]}: {error}", EXIT_CONFIG) from error
+    except KeyboardInterrupt:
+        raise DataError("interrupted: re-run the same command to continue", EXIT_INTERRUPTED) from None
+    stdout = _mask(done.stdout.decode("utf-8", "replace"), masked)
+    output = stdout + _mask(done.stderr.decode("utf-8", "replace"), masked)
+    return DvcRun(tuple(command[1:]), done.returncode, output, time.monotonic() - started, stdout)
+
+
+def _run_forwarded(
+    root: Path, command: list[str], env: dict[str, str], masked: Sequence[str], echo: TextIO
+) -> DvcRun:
+    """Run with stdout and stderr merged and forwarded to `echo` as each line (or `\\r` update) ends."""
+    started = time.monotonic()
     try:
         process = subprocess.Popen(
             command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -149,21 +197,19 @@ def run_dvc(
             text = _mask(pending[: cut + 1].decode("utf-8", "replace"), masked)
             pending = pending[cut + 1 :]
             captured.append(text)
-            if echo is not None:
-                echo.write(text)
-                echo.flush()
+            echo.write(text)
+            echo.flush()
         if pending:
             text = _mask(pending.decode("utf-8", "replace"), masked)
             captured.append(text)
-            if echo is not None:
-                echo.write(text)
+            echo.write(text)
         exit_code = process.wait()
     except KeyboardInterrupt:
         process.wait()
         raise DataError("interrupted: re-run the same command to continue", EXIT_INTERRUPTED) from None
     finally:
         process.stdout.close()
-    return DvcRun(tuple(args), exit_code, "".join(captured), time.monotonic() - started)
+    return DvcRun(tuple(command[1:]), exit_code, "".join(captured), time.monotonic() - started)
 
 
 def _mask(text: str, secrets: Sequence[str]) -> str:
@@ -312,38 +358,34 @@ def set_remote(
     profile: str | None = None,
     access_key_id: str | None = None,
     secret_access_key: str | None = None,
+    environment: bool = False,
     keyfile: str | None = None,
     echo: TextIO | None = None,
 ) -> Remote:
-    """Make `url` the default remote: shared settings to .dvc/config, credentials to config.local.
+    """Make `url` the default remote: shared settings to .dvc/config, who you are to config.local.
 
     A remote of the same kind is changed in place; another kind gets a new remote (named after
     its kind unless `name` is given), so the old one and its data stay reachable by name.
+    S3 identity: a named AWS `profile`, a key pair, or `environment` (store none: every command
+    uses AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN or AWS_PROFILE, as botocore
+    reads them); giving one replaces whatever was stored before. A relative directory stays
+    relative in the committed config, so every clone finds the remote next to itself.
     """
     kind = remote_kind(url)
-    parts = urlsplit(url) if kind != "local" else None
-    if parts is not None and parts.password:
-        raise DataError(
-            "the remote URL contains a password, which would be committed in .dvc/config: "
-            "use a key (--keyfile) or --access-key-id/--secret-access-key instead",
-            EXIT_CONFIG,
-        )
-    s3_only = {
-        "--endpoint-url": endpoint_url,
-        "--region": region,
-        "--profile": profile,
-        "--access-key-id": access_key_id,
-        "--secret-access-key": secret_access_key,
-    }
-    for flag, value in s3_only.items():
-        if value and kind != "s3":
-            raise DataError(f"{flag} applies to s3:// remotes only (the URL is a {kind} remote)", EXIT_CONFIG)
-    if keyfile and kind != "ssh":
-        raise DataError(f"--keyfile applies to ssh:// remotes only (the URL is a {kind} remote)", EXIT_CONFIG)
-    if bool(access_key_id) != bool(secret_access_key):
-        raise DataError("give both --access-key-id and --secret-access-key (or --profile)", EXIT_CONFIG)
-    if kind == "local":
-        url = str(Path(url).expanduser().absolute())
+    _check_remote_options(
+        kind,
+        url,
+        s3_only={
+            "--endpoint-url": endpoint_url,
+            "--region": region,
+            "--profile": profile,
+            "--access-key-id": access_key_id,
+            "--secret-access-key": secret_access_key,
+            "--env-credentials": environment,
+        },
+        keyfile=keyfile,
+    )
+    _check_identity(profile=profile, access_key_id=access_key_id, secret=secret_access_key, env=environment)
     if keyfile:
         keyfile = str(Path(keyfile).expanduser().absolute())
         if not Path(keyfile).is_file():
@@ -353,8 +395,80 @@ def set_remote(
     if name is None:
         default = current.remotes.get(current.default or "")
         name = default.name if default is not None and default.kind == kind else kind
-    previous = current.remotes.get(name)
+    shared = {"endpointurl": endpoint_url, "region": region}
+    if kind == "ssh" and urlsplit(url).username:
+        shared["user"] = urlsplit(url).username
     secrets = [*current.secrets(), *(s for s in (access_key_id, secret_access_key) if s)]
+    _register_remote(
+        root, name, _stored_url(root, url, kind), kind, current.remotes.get(name), shared, secrets
+    )
+    if kind == "s3" and (environment or profile or access_key_id):
+        chosen = {"profile": profile, "access_key_id": access_key_id, "secret_access_key": secret_access_key}
+        _write_local_options(root, name, {key: chosen.get(key) for key in S3_IDENTITY_OPTIONS})
+    elif keyfile:
+        _write_local_options(root, name, {"keyfile": keyfile})
+    if echo is not None:
+        echo.write(f"default remote is now {read_remotes(root).pick(name).describe()}\n")
+    return read_remotes(root).pick(name)
+
+
+def _check_remote_options(
+    kind: str, url: str, *, s3_only: dict[str, str | bool | None], keyfile: str | None
+) -> None:
+    """Refuse a URL with a password and options that do not apply to the remote's kind."""
+    if kind != "local" and urlsplit(url).password:
+        raise DataError(
+            "the remote URL contains a password, which would be committed in .dvc/config: "
+            "use a key (--keyfile), --profile or --access-key-id with the secret on stdin instead",
+            EXIT_CONFIG,
+        )
+    for flag, value in s3_only.items():
+        if value and kind != "s3":
+            raise DataError(f"{flag} applies to s3:// remotes only (the URL is a {kind} remote)", EXIT_CONFIG)
+    if keyfile and kind != "ssh":
+        raise DataError(f"--keyfile applies to ssh:// remotes only (the URL is a {kind} remote)", EXIT_CONFIG)
+
+
+def _check_identity(*, profile: str | None, access_key_id: str | None, secret: str | None, env: bool) -> None:
+    """One identity source at a time, and a key id only with its secret (which never comes from argv)."""
+    if sum((bool(profile), bool(access_key_id or secret), env)) > 1:
+        raise DataError(
+            "choose one of --profile, --access-key-id (with its secret) and --env-credentials: "
+            "each replaces the others in .dvc/config.local",
+            EXIT_CONFIG,
+        )
+    if access_key_id and not secret:
+        raise DataError(
+            f"--access-key-id needs its secret: pipe it in with --secret-access-key-stdin or set "
+            f"{SECRET_ENV} (never on the command line, where other users of this machine can read it)",
+            EXIT_CONFIG,
+        )
+    if secret and not access_key_id:
+        raise DataError("a secret access key needs its --access-key-id", EXIT_CONFIG)
+
+
+def _stored_url(root: Path, url: str, kind: str) -> str:
+    """The URL as `dvc remote add` run in `root` gets it: a relative directory (relative to the
+    current directory, as the user typed it) becomes relative to `root`; DVC then stores it
+    relative to .dvc/, so clones resolve it next to themselves."""
+    if kind != "local":
+        return url
+    path = Path(url).expanduser()
+    if path.is_absolute():
+        return str(path)
+    return os.path.relpath(Path.cwd() / path, root)
+
+
+def _register_remote(
+    root: Path,
+    name: str,
+    url: str,
+    kind: str,
+    previous: Remote | None,
+    shared: dict[str, str | None],
+    secrets: Sequence[str],
+) -> None:
+    """Add or update remote `name` in the committed .dvc/config and make it the default."""
 
     def dvc(*args: str) -> None:
         run = run_dvc(root, args, secrets=secrets)
@@ -366,50 +480,70 @@ def set_remote(
         # local ones first, or the repository is left with a config.local section DVC rejects.
         for key in previous.local_options:
             dvc("remote", "modify", "--local", name, "--unset", key)
-        dvc("remote", "add", "--force", "--default", name, url)
+        dvc("remote", "add", "--force", "--default", "--", name, url)
     elif previous is None:
-        dvc("remote", "add", "--default", name, url)
+        dvc("remote", "add", "--default", "--", name, url)
     else:
-        dvc("remote", "modify", name, "url", url)
-        dvc("remote", "default", name)
-    shared = {"endpointurl": endpoint_url, "region": region}
-    if parts is not None and kind == "ssh" and parts.username:
-        shared["user"] = parts.username
+        # `--` ends the options: a URL or directory starting with '-' is a value, never a flag
+        dvc("remote", "modify", "--", name, "url", url)
+        dvc("remote", "default", "--", name)
     for key, value in shared.items():
         if value:
-            dvc("remote", "modify", name, key, value)
-    per_user = {
-        "profile": profile,
-        "access_key_id": access_key_id,
-        "secret_access_key": secret_access_key,
-        "keyfile": keyfile,
-    }
-    _write_local_options(root, name, {key: value for key, value in per_user.items() if value})
-    if echo is not None:
-        echo.write(f"default remote is now {read_remotes(root).pick(name).describe()}\n")
-    return read_remotes(root).pick(name)
+            dvc("remote", "modify", "--", name, key, value)
 
 
-def _write_local_options(root: Path, name: str, options: dict[str, str]) -> None:
-    """Set per-user options of remote `name` in .dvc/config.local (mode 0600, atomic rename).
+def _write_local_options(root: Path, name: str, options: dict[str, str | None]) -> None:
+    """Set (or, for None, remove) per-user options of remote `name` in .dvc/config.local.
 
-    Written here rather than with `dvc remote modify --local` so that a secret never appears in a
-    process's argument list, which other local users can read.
+    Mode 0600 and an atomic rename (`labship._fs.atomic_file`); written here rather than with
+    `dvc remote modify --local` so that a secret never appears in a process's argument list,
+    which other local users can read.
     """
     import configobj
 
-    if not options:
-        return
     file = root / ".dvc" / "config.local"
     parsed = configobj.ConfigObj(
         str(file) if file.is_file() else None, list_values=False, interpolation=False
     )
     section = f'remote "{name}"'
-    if section not in parsed:
-        parsed[section] = {}
-    parsed[section].update(options)
+    values = dict(parsed.get(section, {}))
+    values.update({key: value for key, value in options.items() if value})
+    for key in (key for key, value in options.items() if not value):
+        values.pop(key, None)
+    if values == dict(parsed.get(section, {})):
+        return
+    if values:
+        parsed[section] = values
+    else:
+        del parsed[section]  # an empty section of a remote still breaks nothing, but says nothing
     with atomic_file(file, mode=SECRET_MODE) as handle:
         parsed.write(handle)
+
+
+def secret_from(
+    *,
+    stdin: TextIO | None,
+    environ: Mapping[str, str],
+    given: str | None = None,
+    prompt: Callable[[], str] | None = None,
+) -> str | None:
+    """The secret access key for `invoke data.remote`: from `stdin` when asked (first line), else
+    the command line (`given`, discouraged), else $LABSHIP_SECRET_ACCESS_KEY, else `prompt` (a
+    terminal). None when no source has one."""
+    if stdin is not None:
+        value = stdin.readline().rstrip("\r\n")
+        if not value:
+            raise DataError(
+                "--secret-access-key-stdin: standard input is empty: pipe the secret in, e.g. `pass show "
+                "lab/s3 | invoke data.remote --url ... --access-key-id ID --secret-access-key-stdin`",
+                EXIT_CONFIG,
+            )
+        return value
+    if given:
+        return given
+    if environ.get(SECRET_ENV):
+        return environ[SECRET_ENV]
+    return prompt() if prompt is not None else None
 
 
 def show_remotes(root: Path) -> str:
@@ -709,8 +843,19 @@ def _failure(run: DvcRun, action: str, remote: Remote | None) -> DataError:
     """A DataError for a failed DVC run: what failed, on which remote, and what to do next."""
     errors = [line.strip() for line in re.split(r"[\r\n]+", run.output) if line.strip().startswith("ERROR")]
     detail = errors[-1] if errors else (run.output.strip().splitlines() or [""])[-1]
-    where = remote.describe() if remote is not None else "the DVC remote"
-    text = run.output
+    for explain in (_dvc_state_failure, _credentials_failure, _transport_failure):
+        error = explain(run, action, remote, detail)
+        if error is not None:
+            return error
+    if remote is None:
+        return DataError(f"cannot {action}: {detail} (dvc exit code {run.exit_code})")
+    return DataError(
+        f"cannot {action} with remote {remote.describe()}: {detail} (dvc exit code {run.exit_code})"
+    )
+
+
+def _dvc_state_failure(run: DvcRun, action: str, remote: Remote | None, detail: str) -> DataError | None:
+    """Not a repository, broken configuration, interrupted, or no remote configured."""
     if run.exit_code == 253:
         return DataError(f"not a DVC repository: run `dvc init` and commit .dvc/ ({detail})", EXIT_CONFIG)
     if run.exit_code == 251:
@@ -721,33 +866,138 @@ def _failure(run: DvcRun, action: str, remote: Remote | None) -> DataError:
         )
     if run.exit_code == 252:
         return DataError(f"{action} interrupted: re-run the same command to continue", EXIT_INTERRUPTED)
-    if _NO_REMOTE.search(text):
+    if _NO_REMOTE.search(run.output):
         return DataError(
             f"cannot {action}: {detail}; set a remote with `invoke data.remote --url ...`", EXIT_CONFIG
         )
-    if _DENIED.search(text):
+    return None
+
+
+def _credentials_failure(run: DvcRun, action: str, remote: Remote | None, detail: str) -> DataError | None:
+    """Exit 4: a permission the identity lacks, no or expired credentials, or credentials refused."""
+    where = remote.describe() if remote is not None else "the DVC remote"
+    text = run.output
+    if (denied := _PERMISSION_DENIED.search(text)) and remote is not None:
+        return _permission_error(action, remote, denied.group(1))
+    if _NO_CREDENTIALS.search(text):
         return DataError(
-            f"cannot {action}: remote {where} refused the credentials ({detail}). Set them with "
-            "`invoke data.remote --url URL --access-key-id ID --secret-access-key KEY` (S3) or "
-            "`--keyfile PATH` (SSH); they are stored in .dvc/config.local only",
+            f"cannot {action}: no credentials for remote {where} ({detail}). {login_hint(remote)}",
             EXIT_DENIED,
         )
-    if _UNREACHABLE.search(text):
+    if _EXPIRED.search(text) or (_HEAD_REFUSED.search(text) and _temporary_credentials(remote)):
+        return DataError(
+            f"cannot {action}: your session for remote {where} has expired or is invalid ({detail}). "
+            f"{login_hint(remote)}",
+            EXIT_DENIED,
+        )
+    if _DENIED.search(text):
+        return DataError(
+            f"cannot {action}: remote {where} refused the credentials ({detail}). {login_hint(remote)}",
+            EXIT_DENIED,
+        )
+    return None
+
+
+def _transport_failure(run: DvcRun, action: str, remote: Remote | None, detail: str) -> DataError | None:
+    """Exit 3 (the server does not answer) or 5 (data on neither side)."""
+    where = remote.describe() if remote is not None else "the DVC remote"
+    if _UNREACHABLE.search(run.output):
         return DataError(
             f"cannot {action}: remote {where} does not answer ({detail}). Check that the server is up "
             "and the URL right (`invoke data.remote`), then re-run: what already moved is kept and "
             "only the rest is transferred",
             EXIT_UNREACHABLE,
         )
-    if _MISSING.search(text):
+    if _MISSING.search(run.output):
         return DataError(
             f"cannot {action}: some data is neither in the local cache nor on remote {where} ({detail}): "
             "ask whoever committed it to run `invoke data.push`",
             EXIT_MISSING,
         )
+    return None
+
+
+def _temporary_credentials(remote: Remote | None) -> bool:
+    """Whether the remote's identity is a session (token in the environment, stored, or a profile)."""
+    if os.environ.get("AWS_SESSION_TOKEN") or os.environ.get("AWS_PROFILE"):
+        return True
+    options = {**remote.options, **remote.local_options} if remote is not None else {}
+    return bool(options.get("session_token") or options.get("profile"))
+
+
+def login_hint(remote: Remote | None) -> str:
+    """How to (re)establish who you are on `remote`, for the source of credentials it uses."""
     if remote is None:
-        return DataError(f"cannot {action}: {detail} (dvc exit code {run.exit_code})")
-    return DataError(f"cannot {action} with remote {where}: {detail} (dvc exit code {run.exit_code})")
+        return "See `invoke data.remote --help` for how to give credentials."
+    url = mask_url(remote.url)
+    stored_key = "`invoke data.remote --url {url} --access-key-id ID --secret-access-key-stdin`"
+    if remote.kind == "ssh":
+        return (
+            f"Set your SSH key with `invoke data.remote --url {url} --keyfile PATH` "
+            "(stored in .dvc/config.local only)."
+        )
+    profile = remote.local_options.get("profile") or remote.options.get("profile")
+    if profile:
+        return (
+            f"Log in with `aws sso login --profile {profile}` (AWS IAM Identity Center), or give the "
+            f"profile keys with `aws configure --profile {profile}`; another identity: "
+            f"`invoke data.remote --url {url} --profile NAME`."
+        )
+    if remote.local_options.get("access_key_id"):
+        return (
+            f"Store a valid key with {stored_key.format(url=url)} (the secret read from standard input; "
+            "kept in .dvc/config.local only)."
+        )
+    return (
+        "Log in with `aws sso login --profile NAME` and use it with "
+        f"`invoke data.remote --url {url} --profile NAME`, export AWS_ACCESS_KEY_ID and "
+        f"AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or store a key with {stored_key.format(url=url)}."
+    )
+
+
+# What each S3 operation DVC calls needs (IAM action), as AWS documents it per API call.
+_OPERATION_PERMISSION = {
+    "PutObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "CopyObject": "s3:PutObject",
+    "GetObject": "s3:GetObject",
+    "HeadObject": "s3:GetObject",
+    "ListObjectsV2": "s3:ListBucket",
+    "ListObjects": "s3:ListBucket",
+    "HeadBucket": "s3:ListBucket",
+    "DeleteObject": "s3:DeleteObject",
+    "DeleteObjects": "s3:DeleteObject",
+}
+_WRITE_PERMISSIONS = {"s3:PutObject", "s3:DeleteObject"}
+
+
+def _permission_error(action: str, remote: Remote, operation: str) -> DataError:
+    """The identity was recognised but lacks a permission: name it, the resource, and who grants it."""
+    permission = _OPERATION_PERMISSION.get(operation, f"s3:{operation}")
+    parts = urlsplit(remote.url)
+    bucket, prefix = parts.netloc, parts.path.strip("/")
+    objects = f"{bucket}/{prefix}/*" if prefix else f"{bucket}/*"
+    resource = f"arn:aws:s3:::{bucket}" if permission == "s3:ListBucket" else f"arn:aws:s3:::{objects}"
+    role = "writers" if permission in _WRITE_PERMISSIONS else "readers"
+    root = remote.config_dir.parent if remote.config_dir is not None else None
+    if root is not None and (root / "infra").is_dir():
+        grant = (
+            f"Whoever administers the AWS account can grant it: add your IAM user name to `{role}` "
+            'in infra/terraform.tfvars and run `terraform -chdir=infra apply` (README: "Working as a '
+            f'team — the bucket"); that puts you in the IAM group `{bucket}-{role}`.'
+        )
+    else:
+        grant = (
+            f"Whoever administers bucket {bucket} can grant it with an IAM policy allowing {permission} "
+            f"on {resource}."
+        )
+    return DataError(
+        f"cannot {action}: remote {remote.describe()} accepted your credentials but your identity lacks "
+        f"the permission {permission} on {resource} (AccessDenied on {operation}). {grant}",
+        EXIT_DENIED,
+    )
 
 
 # --- lineage -------------------------------------------------------------------------------------

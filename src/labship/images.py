@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from labship.config import ConfigError, ImageVariant, LabshipConfig
 from labship.errors import LabshipError
@@ -128,10 +129,24 @@ def git_source_url(root: Path) -> str:
     result = subprocess.run(
         ["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True, text=True, check=False
     )
-    url = result.stdout.strip()
-    url = re.sub(r"^git@([^:]+):", r"https://\1/", url)
-    url = re.sub(r"//[^@/]+@", "//", url)  # never put a token from the URL into a label
-    return url.removesuffix(".git")
+    return browsable_url(result.stdout.strip())
+
+
+def browsable_url(url: str) -> str:
+    """A git remote URL as https://HOST[:PORT]/PATH with user, password/token, query and fragment
+    dropped (urllib parses the authority: a password may itself contain '@' or ':'); scp-style
+    `user@host:path` and ssh:// become https on the same host. "" for a local path."""
+    scp = re.fullmatch(r"(?:[^@/]+@)?([^/:]{2,}):(?!//)(.+)", url)  # {2,}: not a drive letter C:/
+    if scp and "://" not in url:
+        url = f"https://{scp.group(1)}/{scp.group(2)}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", "ssh", "git") or not parts.hostname:
+        return ""
+    https = parts.scheme in ("http", "https")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    host += f":{parts.port}" if parts.port and https else ""
+    scheme = parts.scheme if https else "https"
+    return urlunsplit((scheme, host, parts.path.removesuffix(".git"), "", ""))
 
 
 def effective_base(config: LabshipConfig, base_image: str | None = None) -> str:

@@ -309,13 +309,18 @@ def status(c, target=None, remote=None):  # type: ignore[no-untyped-def]
 @task(
     help={
         "url": "new default remote: a directory, s3://BUCKET/PREFIX or ssh://USER@HOST[:PORT]/PATH "
-        "(omit to show the remotes)",
+        "(omit to show the remotes); a relative directory stays relative in .dvc/config",
         "name": "remote name (default: the default remote's when of the same kind, else s3/ssh/local)",
         "endpoint_url": "S3: endpoint of an S3-compatible server, e.g. https://minio.example.org (committed)",
         "region": "S3: region (committed)",
-        "profile": "S3: AWS profile from ~/.aws (stored in .dvc/config.local)",
-        "access_key_id": "S3: access key id (stored in .dvc/config.local only)",
-        "secret_access_key": "S3: secret key (stored in .dvc/config.local only); omit to be prompted",
+        "profile": "S3: your named AWS profile from ~/.aws (e.g. an `aws sso login` one; stored in "
+        ".dvc/config.local)",
+        "env_credentials": "S3: store no credentials; each command uses AWS_ACCESS_KEY_ID/"
+        "AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN or AWS_PROFILE from the environment",
+        "access_key_id": "S3: your access key id (stored in .dvc/config.local only); its secret comes "
+        "from --secret-access-key-stdin, $LABSHIP_SECRET_ACCESS_KEY or a prompt",
+        "secret_access_key_stdin": "S3: read the secret access key from the first line of standard input",
+        "secret_access_key": "S3: the secret on the command line: discouraged, other users see it in `ps`",
         "keyfile": "SSH: private key file (stored in .dvc/config.local only)",
     }
 )
@@ -326,16 +331,20 @@ def remote(  # type: ignore[no-untyped-def]
     endpoint_url=None,
     region=None,
     profile=None,
+    env_credentials=False,
     access_key_id=None,
+    secret_access_key_stdin=False,
     secret_access_key=None,
     keyfile=None,
 ):
     """Show the DVC remotes (credentials masked), or make URL the default remote.
 
     Shared settings (url, endpoint, user) go to the committed .dvc/config: commit it so
-    collaborators get them. Credentials go to .dvc/config.local only, which git ignores.
+    collaborators get them. Who you are (profile, key, SSH key) goes to .dvc/config.local only,
+    which git ignores: each teammate sets their own. Secrets are never needed on the command line.
     """
     import getpass
+    import os
     import sys
 
     from labship import data
@@ -346,8 +355,21 @@ def remote(  # type: ignore[no-untyped-def]
         if url is None:
             print(data.show_remotes(root), end="")
             return
-        if access_key_id and not secret_access_key and sys.stdin.isatty():
-            secret_access_key = getpass.getpass("secret access key (stored in .dvc/config.local): ")
+        if secret_access_key:
+            print(
+                "warning: a secret on the command line is visible to other users (`ps`) and kept in shell "
+                f"history: prefer --secret-access-key-stdin or {data.SECRET_ENV}",
+                file=sys.stderr,
+            )
+        interactive = access_key_id and sys.stdin.isatty() and not secret_access_key_stdin
+        secret = data.secret_from(
+            stdin=sys.stdin if secret_access_key_stdin else None,
+            environ=os.environ,
+            given=secret_access_key,
+            prompt=(lambda: getpass.getpass("secret access key (stored in .dvc/config.local): "))
+            if interactive
+            else None,
+        )
         data.set_remote(
             root,
             url,
@@ -356,7 +378,10 @@ def remote(  # type: ignore[no-untyped-def]
             region=region,
             profile=profile,
             access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
+            secret_access_key=secret
+            if access_key_id or secret_access_key_stdin or secret_access_key
+            else None,
+            environment=env_credentials,
             keyfile=keyfile,
         )
         print(data.show_remotes(root), end="")
