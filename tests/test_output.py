@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from labship import data
-from labship.compress import REPORT_HEADERS
+from labship.compress.report import REPORT_HEADERS
 from labship.progress import CondensedProgress, parse_bar
 from labship.report import TABLE_WIDTH, print_table
 from tests.data_servers import invoke
