@@ -272,7 +272,9 @@ def rendered_files() -> set[str]:
     answers_file = settings.get("_answers_file", ".copier-answers.yml")
     answers = yaml.safe_load(Path(answers_file).read_text(encoding="utf-8")) or {}
     context = {**answers, "_copier_conf": {"answers_file": answers_file}}
-    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    # lenient: a question Copier skipped (`when` false, e.g. bucket_infra without an s3:// remote) is
+    # absent from the answers file, and the folder it gates must then render empty, as in Copier
+    environment = jinja2.Environment(undefined=jinja2.Undefined, keep_trailing_newline=True)
     suffix = settings.get("_templates_suffix", ".jinja")
     exclude = settings.get("_exclude", [])
     source = TEMPLATE_ROOT / settings.get("_subdirectory", "")
