@@ -21,6 +21,8 @@ from labship.config import load_config
 from tests.e2e.conftest import invoke, run
 from tests.scaffold import scaffold
 
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
 
 def test_hostile_project_name_runs_nothing_and_reaches_the_kernel_intact(
     tmp_path: Path, standin_base: str, images_to_remove: list[str]
