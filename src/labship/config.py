@@ -14,6 +14,7 @@ is only a commit; `format` is what the engine and the update migrations (labship
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from labship import __version__
 from labship.errors import EXIT_CONFIG, LabshipError
 
 PYPROJECT = "pyproject.toml"
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")  # \Z: `$` would also match before a final newline
 CODECS = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
 BAD_ROW_POLICIES = ("error", "skip")
 PACKAGE_MANAGERS = ("uv", "poetry")
@@ -335,8 +336,8 @@ class _Reader:
 
     def number(self, key: str, default: float) -> float:
         value = self.table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(key, "must be a number")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            self.fail(key, "must be a finite number")
         return float(value)
 
     def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
