@@ -1,27 +1,36 @@
-"""A hostile project name, end to end (issue 8): real copier + hook (git, dvc, uv lock), a real
-BuildKit build on the stand-in base, the kernelspec Jupyter reads in the built image.
+"""Hostile input end to end (issue 8), on the real engine with built images.
 
-On main a name such as `Bob's "traffic" $(touch /tmp/x) `id`` ran the command substitution as root
-inside the build (the image held /tmp/x; the kernel's display name held `uid=0(root) ...`).
-copier.yml's rule: project_name is free text, escaped for each place it lands. So the copy
-accepts the name; nothing in it runs during the copy, the hook or the build, and Jupyter shows it
-exactly as typed. The author name and the remote directory carry the same payload through the hook.
+A hostile project name: real copier + hook (git, dvc, uv lock), a real BuildKit build on the
+stand-in base, the kernelspec Jupyter reads in the built image. On main a name such as
+`Bob's "traffic" $(touch /tmp/x) `id`` ran the command substitution as root inside the build (the
+image held /tmp/x; the kernel's display name held `uid=0(root) ...`). copier.yml's rule:
+project_name is free text, escaped for each place it lands. So the copy accepts the name; nothing
+in it runs during the copy, the hook or the build, and Jupyter shows it exactly as typed. The
+author name and the remote directory carry the same payload through the hook.
+
+A hostile shell: variables exported by the caller do not change labship's launch (token, port,
+uid/gid, image, compose project).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
 from labship.config import load_config
-from tests.e2e.conftest import invoke, run
+from labship.notebook import compose_project
+from tests.e2e.conftest import BuiltExperiment, compose_containers, free_port, invoke, run
 from tests.scaffold import scaffold
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
+URL = re.compile(r"http://127\.0\.0\.1:(\d+)/lab/tree/notebooks/traffic\.ipynb\?token=([0-9a-f]{32,})")
 
 
 def test_hostile_project_name_runs_nothing_and_reaches_the_kernel_intact(
@@ -85,6 +94,54 @@ def test_hostile_project_name_runs_nothing_and_reaches_the_kernel_intact(
     )["kernelspecs"]
     assert specs["project"]["spec"]["display_name"] == f"Python ({name})"
     assert not Path(marker).exists()
+
+
+def test_exported_variables_do_not_change_the_launch(built_experiment: BuiltExperiment) -> None:
+    """On main `HOST_UID=0 JUPYTER_TOKEN=weak invoke notebook` ran the server as root with the weak
+    token (compose prefers the shell over --env-file) while labship printed its own token. The
+    launch code is the same for both package managers: the uv experiment proves it."""
+    if built_experiment.package_manager != "uv":
+        pytest.skip("one package manager is enough for the launch environment")
+    root = built_experiment.root
+    project = compose_project(built_experiment.config, "traffic")
+    hostile_port = free_port()
+    exported = {
+        "JUPYTER_TOKEN": "weak",
+        "HOST_UID": "0",
+        "HOST_GID": "0",
+        "JUPYTER_HOST_PORT": str(hostile_port),
+        "LABSHIP_IMAGE": built_experiment.base_image,
+        "COMPOSE_PROJECT_NAME": "hijacked",
+    }
+    try:
+        output = invoke(root, "notebook", "--detach", env=exported, timeout=300)
+        match = URL.search(output)
+        assert match, output
+        port, token = int(match.group(1)), match.group(2)
+        assert port != hostile_port and token != "weak"
+        status = f"http://127.0.0.1:{port}/api/status"
+        assert http_status(status, token) == 200 and http_status(status, "weak") == 403
+        [container] = compose_containers(project)
+        details = json.loads(
+            subprocess.run(
+                ["docker", "inspect", container], capture_output=True, text=True, check=True
+            ).stdout
+        )[0]
+        assert not details["Config"]["User"].startswith("0:")
+        assert details["Config"]["Image"] == built_experiment.tags[0]
+        assert compose_containers("hijacked") == []
+    finally:
+        invoke(root, "notebook", "--stop")
+    assert compose_containers(project) == []
+
+
+def http_status(url: str, token: str) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
 
 
 @pytest.fixture(autouse=True)
