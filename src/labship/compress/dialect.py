@@ -432,7 +432,8 @@ def _escape_style(text: str, quote: str, delimiter: str) -> tuple[str, str]:
     """doubled vs backslash: a backslash-quote in the middle of a field vs doubled quotes."""
     if not quote:
         return "double", "no quoting"
-    inner = re.compile(re.escape("\\" + quote) + r"(?![" + re.escape(delimiter) + r"\r\n]|$)")
+    # a backslash before a doubled quote (`\""`) is a literal backslash in a doubled-quote file
+    inner = re.compile(re.escape("\\" + quote) + r"(?![" + re.escape(delimiter + quote) + r"\r\n]|$)")
     backslashed = len(inner.findall(text))
     doubled = len(re.findall(re.escape(quote * 2) + r"(?=[^" + re.escape(delimiter) + r"\r\n])", text))
     if backslashed and not doubled:
