@@ -126,8 +126,20 @@ def test_boolean_like_tokens_under_a_header_with_an_id_column() -> None:
     assert dialect.header and dialect.names == ("id", "active", "flag")
 
 
-def test_year_named_columns_are_refused_not_taken_as_data() -> None:
-    message = refused("country,1990,1991,1992\nFR,1,2,3\nDE,4,5,6\n")
+def test_year_named_columns_above_measures_are_a_header() -> None:
+    # World Bank style exports: a preamble, then years as column names above measures
+    text = (
+        '"Data Source","World Development Indicators",\n\n"Last Updated Date","2024-03-28",\n\n'
+        '"Country Name","Country Code","1990","1991","1992",\n'
+        '"Aruba","ABW","62149","64622","68235",\n"Angola","AGO","11828638","12228691","12632507",\n'
+    )
+    dialect = read(text)
+    assert dialect.header and dialect.skip_lines == 4
+    assert dialect.names[:3] == ("Country Name", "Country Code", "1990")
+
+
+def test_year_named_columns_above_years_are_refused() -> None:
+    message = refused("from,2001,2002,2003\nx,2001,2002,2003\ny,2004,2005,2006\n")
     assert "header = true" in message and "line 1" in message
 
 
