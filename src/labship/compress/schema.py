@@ -24,7 +24,7 @@ import pyarrow.csv as pacsv
 
 from labship.compress import types as lossless
 from labship.compress.dialect import BOM, Dialect, detect
-from labship.compress.errors import CompressError
+from labship.compress.errors import CompressError, printable
 from labship.compress.reader import open_bytes, read_head, read_header, safe_cut, skip_leading
 from labship.compress.settings import Settings
 
@@ -243,7 +243,7 @@ def select_columns(available: list[str], settings: Settings) -> list[str]:
     if unknown:
         raise CompressError(
             f"{settings.origin}: unknown column(s) {', '.join(map(repr, unknown))}; "
-            f"available columns: {', '.join(available)}"
+            f"available columns: {printable(', '.join(available), 2000)}"
         )
     if settings.columns:
         wanted = set(settings.columns) | set(settings.partition_by)
@@ -253,7 +253,8 @@ def select_columns(available: list[str], settings: Settings) -> list[str]:
         kept = [name for name in available if name not in dropped]
     if not kept or kept == list(settings.partition_by):
         raise CompressError(
-            f"{settings.origin}: no column left to write; available columns: {', '.join(available)}"
+            f"{settings.origin}: no column left to write; "
+            f"available columns: {printable(', '.join(available), 2000)}"
         )
     return kept
 
@@ -315,7 +316,7 @@ def _check_every_file_has(kept: list[str], headers: dict[Path, SourceHeader], se
         if missing:
             raise CompressError(
                 f"{path}: has no column(s) {', '.join(map(repr, missing))} that {settings.origin} keeps; "
-                f"its columns: {', '.join(header.names)}"
+                f"its columns: {printable(', '.join(header.names), 2000)}"
             )
 
 
