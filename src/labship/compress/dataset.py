@@ -231,10 +231,12 @@ def _run_pool(
     import multiprocessing
 
     # forkserver: workers fork from a clean server that imported labship (and pyarrow) once, so they
-    # start in milliseconds without inheriting this process's threads; spawn where it is missing
+    # start in milliseconds without inheriting this process's threads; spawn where it is missing.
+    # pandas too when installed: pyarrow imports it on the first pa.array()/pa.scalar() (~0.3 s),
+    # which would otherwise be paid by every worker (a missing module is skipped by the server)
     try:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["labship.compress"])
+        context.set_forkserver_preload(["labship.compress", "pandas"])
     except ValueError:
         context = multiprocessing.get_context("spawn")
     progress_queue = context.Queue()
