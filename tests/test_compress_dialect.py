@@ -191,6 +191,11 @@ def test_header_one_field_short_right_above_is_refused() -> None:
     assert "line 3" in message and "skip-lines = 2" in message
 
 
+def test_one_wider_row_under_the_first_is_a_ragged_row_not_a_preamble() -> None:
+    dialect = read("id,name\n3,z,extra\n")
+    assert (dialect.skip_lines, dialect.columns, dialect.names) == (0, 2, ("id", "name"))
+
+
 def test_explicit_skip_lines_wins() -> None:
     dialect = read("junk line one\njunk, line, two, here\nid,v\n1,2\n", skip_lines=2)
     assert dialect.skip_lines == 2 and dialect.names == ("id", "v")

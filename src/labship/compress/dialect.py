@@ -334,6 +334,11 @@ def _table(candidate: _Candidate, skip_lines: int | None) -> None:
         start = next(
             i for i, row in enumerate(rows) if row.kind == "row" and len(row.fields) == candidate.width
         )
+    first = next(i for i, row in enumerate(rows) if row.kind == "row")
+    if skip_lines is None and start > first and len(rows) - start < 2:
+        # one row below a "preamble" is no evidence of one: the first row starts the table and the
+        # reader names the odd row
+        start, candidate.width = first, len(rows[first].fields)
     candidate.start = start
     table = candidate.table
     matching = sum(len(row.fields) == candidate.width for row in table)
