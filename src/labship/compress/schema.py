@@ -35,6 +35,7 @@ SAMPLE_FILE_BYTES = 4 << 20
 SAMPLE_MIN_FILE_BYTES = 128 << 10
 SAMPLE_BUDGET_BYTES = 32 << 20
 SAMPLE_SLICES = 8
+SLICE_MIN_ROWS = 200
 DICTIONARY_MAX_DISTINCT = 1000
 
 
@@ -183,17 +184,21 @@ def _sample_slices(path: Path, dialect: Dialect, budget: int) -> Iterator[bytes]
     size = path.stat().st_size
     spread = not path.name.endswith(".gz") and size > 2 * SAMPLE_FILE_BYTES
     head_bytes = budget // 2 if spread else budget
-    slice_bytes = budget // (2 * SAMPLE_SLICES)
     newline = dialect.newline
     with open_bytes(path) as stream:
         head = stream.read(head_bytes).removeprefix(BOM)
         head = head[skip_leading(head, dialect.skip_lines) :]
         end = safe_cut(head, len(head), dialect) if len(head) >= head_bytes - 3 else len(head)
         yield head[: end if end > 0 else len(head)]
-        if not spread:
+        # wide rows: a slice of a few rows costs Arrow's per-column overhead for little evidence,
+        # so take fewer, bigger slices (at least SLICE_MIN_ROWS rows each)
+        row_bytes = len(head) // max(head.count(newline), 1)
+        slices = min(SAMPLE_SLICES, (budget - head_bytes) // max(row_bytes * SLICE_MIN_ROWS, 1))
+        if not spread or slices < 1:
             return
-        for index in range(1, SAMPLE_SLICES + 1):
-            stream.seek(head_bytes + (size - head_bytes - slice_bytes) * index // SAMPLE_SLICES)
+        slice_bytes = (budget - head_bytes) // slices
+        for index in range(1, slices + 1):
+            stream.seek(head_bytes + (size - head_bytes - slice_bytes) * index // slices)
             data = stream.read(slice_bytes)
             start = data.find(newline) + 1
             end = data.rfind(newline) + 1

@@ -104,7 +104,9 @@ class FileSink:
     def write(self, table: pa.Table) -> None:
         """Append one row group."""
         assert self.writer is not None
-        self.writer.write_table(table.cast(self.schema), row_group_size=max(table.num_rows, 1))
+        if not table.schema.equals(self.schema):
+            table = table.cast(self.schema)
+        self.writer.write_table(table, row_group_size=max(table.num_rows, 1))
         self.rows += table.num_rows
 
     def commit(self, expected_rows: int, source: Path) -> list[tuple[Path, Path]]:
