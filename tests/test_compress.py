@@ -158,6 +158,17 @@ def test_partition_by_writes_hive_directories(traffic: Path, tmp_path: Path) -> 
         ("bom", b"\xef\xbb\xbfa,b\n1,x\n", 1, {"a": [1], "b": ["x"]}),
         ("quoted newline", b'a,b\n1,"x\ny"\n2,"say ""hi"""\n', 2, {"b": ["x\ny", 'say "hi"']}),
         ("header only", b"a,b\n", 0, {"a": [], "b": []}),
+        ("bare cr", b"a,b\r1,x\r3,y\r", 2, {"a": [1, 3], "b": ["x", "y"]}),
+        ("bare cr, no last", b"a,b\r1,x\r3,y", 2, {"a": [1, 3], "b": ["x", "y"]}),
+        ("blank first lines", b"\n\r\na,b\n1,x\n", 1, {"a": [1], "b": ["x"]}),
+        (
+            "stray quotes",
+            b'a,b\n1,12" long\n2,E"(1 Hz)\n3,9"\n4,"x\ny"\n',
+            4,
+            {"b": ['12" long', 'E"(1 Hz)', '9"', "x\ny"]},
+        ),
+        ("leading zeros", b"zip\n08123\n00001\n10000\n", 3, {"zip": ["08123", "00001", "10000"]}),
+        ("not booleans", b"a,b,c\nf,YES,1\nt,NO,0\n", 2, {"a": ["f", "t"], "b": ["YES", "NO"], "c": [1, 0]}),
         (
             "duplicate and blank names",
             b"a,a,,b\n1,2,3,4\n",

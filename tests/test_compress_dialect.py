@@ -126,8 +126,20 @@ def test_boolean_like_tokens_under_a_header_with_an_id_column() -> None:
     assert dialect.header and dialect.names == ("id", "active", "flag")
 
 
-def test_year_named_columns_are_refused_not_taken_as_data() -> None:
-    message = refused("country,1990,1991,1992\nFR,1,2,3\nDE,4,5,6\n")
+def test_year_named_columns_above_measures_are_a_header() -> None:
+    # World Bank style exports: a preamble, then years as column names above measures
+    text = (
+        '"Data Source","World Development Indicators",\n\n"Last Updated Date","2024-03-28",\n\n'
+        '"Country Name","Country Code","1990","1991","1992",\n'
+        '"Aruba","ABW","62149","64622","68235",\n"Angola","AGO","11828638","12228691","12632507",\n'
+    )
+    dialect = read(text)
+    assert dialect.header and dialect.skip_lines == 4
+    assert dialect.names[:3] == ("Country Name", "Country Code", "1990")
+
+
+def test_year_named_columns_above_years_are_refused() -> None:
+    message = refused("from,2001,2002,2003\nx,2001,2002,2003\ny,2004,2005,2006\n")
     assert "header = true" in message and "line 1" in message
 
 
@@ -177,6 +189,11 @@ def test_header_one_field_short_right_above_is_refused() -> None:
     # with numbers below, the first full-width row is data: refused as well, naming the line
     message = refused("Exported by R\na,b\nx,1,2\ny,3,4\nz,5,6\n")
     assert "line 3" in message and "skip-lines = 2" in message
+
+
+def test_one_wider_row_under_the_first_is_a_ragged_row_not_a_preamble() -> None:
+    dialect = read("id,name\n3,z,extra\n")
+    assert (dialect.skip_lines, dialect.columns, dialect.names) == (0, 2, ("id", "name"))
 
 
 def test_explicit_skip_lines_wins() -> None:

@@ -175,3 +175,33 @@ def test_unify_gives_the_narrowest_type_holding_both(
 ) -> None:
     assert unify(left, right) == expected
     assert unify(right, left) == expected
+
+
+# --- sampling: all columns typed at once agree with column-by-column inference ----------------
+
+
+def test_sampling_all_columns_at_once_agrees_with_infer_per_column() -> None:
+    from labship.compress.sampling import sample_table
+
+    columns = {
+        "int": ["1", "2", None, "-7"],
+        "zip": ["08123", "1", "2", "3"],
+        "big": ["9223372036854775808", "1", "2", "3"],
+        "float": ["0.5", "1", "2.25", None],
+        "long": ["82544000000000707.52", "1", "2", "3"],
+        "bool": ["true", "FALSE", None, "True"],
+        "not bool": ["t", "f", "t", "f"],
+        "time": ["2024-01-31 10:00:00", "2024-02-01T11:30:00", None, None],
+        "text": ["a", "b", "a", "c"],
+        "empty": [None, None, None, None],
+    }
+    raw = pa.table(
+        {name: pa.array(values, pa.string()).cast(pa.binary()) for name, values in columns.items()}
+    )
+    facts = sample_table(raw, examples=True)
+    for (name, values), found in zip(columns.items(), facts, strict=True):
+        assert found.data_type == infer(pa.chunked_array([pa.array(values, pa.string())])), name
+    assert (facts[0].minimum, facts[0].maximum, facts[0].values) == (-7, 2, 3)
+    assert facts[8].distinct == {"a", "b", "c"} and facts[8].examples == ["a", "b", "a", "c"]
+    invalid = pa.table({"ok": pa.array([b"1"]), "bad": pa.array([b"\xff"])})
+    assert [item.data_type for item in sample_table(invalid, examples=False)] == [pa.int64(), pa.binary()]

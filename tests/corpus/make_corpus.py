@@ -226,6 +226,22 @@ CASES: dict[str, dict[str, tuple[bytes, dict[str, object]]]] = {
                 delimiter=";",
             ),
         ),
+        "world_bank_style": (
+            b'"Data Source","World Development Indicators",\n\n"Last Updated Date","2024-03-28",\n\n'
+            b'"Country Name","Country Code","1990","1991",\n"Aruba","ABW","62149","64622",\n'
+            b'"Angola","AGO","11828638","12228691",\n',
+            ok(
+                [
+                    ("Country Name", "string"),
+                    ("Country Code", "string"),
+                    ("1990", "int"),
+                    ("1991", "int"),
+                    ("column_5", "string|int|float"),
+                ],
+                [["Aruba", "ABW", 62149, 64622, None], ["Angola", "AGO", 11828638, 12228691, None]],
+                skip_lines=4,
+            ),
+        ),
     },
     "bom": {
         "excel_utf8": (

@@ -116,22 +116,27 @@ def _is_source_name(name: str) -> bool:
     return not name.startswith(".") and (name.endswith(".csv") or name.endswith(".csv.gz"))
 
 
-def _regular(path: Path, notes: list[str]) -> bool:
-    """Whether `path` is a regular file (links followed); anything else is noted and skipped."""
+def _regular(path: Path, notes: list[str]) -> os.stat_result | None:
+    """The stat of `path` if it is a regular file (links followed); anything else is noted and skipped."""
     try:
-        mode = path.stat().st_mode
+        result = path.stat()
     except OSError as error:
         notes.append(f"{path}: skipped: {error.strerror or error} (a dangling link or a link loop?)")
-        return False
-    if not stat_module.S_ISREG(mode):
+        return None
+    if not stat_module.S_ISREG(result.st_mode):
         notes.append(f"{path}: skipped: not a regular file (a FIFO, socket or device)")
-        return False
-    return True
+        return None
+    return result
 
 
-def find_sources(source: Path, *, notes: list[str] | None = None) -> dict[str, Path]:
-    """Regular `.csv` and `.csv.gz` files under `source` by relative path (sorted), hidden ones left out."""
+def find_sources(
+    source: Path, *, notes: list[str] | None = None, stats: dict[str, os.stat_result] | None = None
+) -> dict[str, Path]:
+    """Regular `.csv` and `.csv.gz` files under `source` by relative path (sorted), hidden ones left out.
+
+    Skipped entries are described in `notes`; `stats` receives each found file's stat."""
     notes = [] if notes is None else notes
+    stats = {} if stats is None else stats
     if not source.is_dir():
         raise CompressError(f"source directory {source} does not exist; create it or fix `source`")
     found: dict[str, Path] = {}
@@ -144,9 +149,11 @@ def find_sources(source: Path, *, notes: list[str] | None = None) -> dict[str, P
         here = Path(root)
         directories[:] = sorted(name for name in directories if not name.startswith("."))
         for name in sorted(files):
-            if not _is_source_name(name) or not _regular(here / name, notes):
+            found_stat = _regular(here / name, notes) if _is_source_name(name) else None
+            if found_stat is None:
                 continue
             relative = (here / name).relative_to(source).as_posix()
+            stats[relative] = found_stat
             clash = outputs.get(output_name(relative))
             if clash:
                 raise CompressError(
@@ -165,6 +172,7 @@ class _Round:
         self.plan = plan
         self.order = sorted(changed, key=lambda rel: (-dataset.stats[rel].st_size, rel))
         self.promotions: dict[str, pa.DataType] = {}
+        self.results: dict[str, FileResult] = {}
 
     def jobs(self) -> list[FileJob]:
         data = self.dataset
@@ -178,7 +186,7 @@ class _Round:
     def record(self, outcome: JobOutcome) -> None:
         data = self.dataset
         if outcome.result is not None:
-            data.commit(outcome.relative, outcome.result)
+            self.results[outcome.relative] = outcome.result
         elif outcome.error is not None:
             data.report.errors.append(outcome.error)
         else:
@@ -205,11 +213,24 @@ class _Round:
                     self.record(run_job(job, progress.advance))
             else:
                 _run_pool(self.jobs(), workers, progress, self.record)
+        except BaseException:
+            self.discard()
+            raise
         finally:
             progress.stop()
-        if self.dataset.report.errors and not self.promotions:
-            raise CompressError("\n".join(self.dataset.report.errors))
-        return self.promotions
+        if self.dataset.report.errors or self.promotions:
+            self.discard()
+            if not self.promotions:
+                raise CompressError("\n".join(self.dataset.report.errors))
+            return self.promotions
+        self.dataset.publish(self.results)
+        return {}
+
+    def discard(self) -> None:
+        """Remove the staged outputs of this round (a failed or widened round publishes nothing)."""
+        for result in self.results.values():
+            for staged, _final in result.staged:
+                (self.dataset.target / staged).unlink(missing_ok=True)
 
 
 def _run_pool(
@@ -218,10 +239,12 @@ def _run_pool(
     import multiprocessing
 
     # forkserver: workers fork from a clean server that imported labship (and pyarrow) once, so they
-    # start in milliseconds without inheriting this process's threads; spawn where it is missing
+    # start in milliseconds without inheriting this process's threads; spawn where it is missing.
+    # pandas too when installed: pyarrow imports it on the first pa.array()/pa.scalar() (~0.3 s),
+    # which would otherwise be paid by every worker (a missing module is skipped by the server)
     try:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["labship.compress"])
+        context.set_forkserver_preload(["labship.compress", "pandas"])
     except ValueError:
         context = multiprocessing.get_context("spawn")
     progress_queue = context.Queue()
@@ -259,10 +282,9 @@ class _Dataset:
         self.target = target
         self.settings = settings
         self.fingerprint = settings.fingerprint()
-        self.sources = find_sources(source, notes=report.notes)
-        self.stats = {relative: _stat(path) for relative, path in self.sources.items()}
+        self.stats: dict[str, os.stat_result] = {}
+        self.sources = find_sources(source, notes=report.notes, stats=self.stats)
         self.manifest = Manifest.load(target)
-        self.previous = {rel: self.manifest.outputs(rel, target) for rel in self.manifest.files}
         self.headers: dict[Path, SourceHeader] = {}
 
     def changed(self) -> list[str]:
@@ -275,8 +297,21 @@ class _Dataset:
     def gone(self) -> list[str]:
         return [rel for rel in self.manifest.files if rel not in self.sources]
 
-    def commit(self, relative: str, result: FileResult) -> None:
-        """Record a converted file in the manifest (saved at once: a killed run resumes)."""
+    def publish(self, results: dict[str, FileResult]) -> None:
+        """Rename every staged output into place, then record them in the manifest."""
+        try:
+            for result in results.values():
+                for staged, final in result.staged:
+                    os.replace(self.target / staged, self.target / final)
+        except OSError as error:
+            raise CompressError(
+                f"{self.target}: cannot put the new outputs in place: {error.strerror or error} "
+                f"({error.filename})"
+            ) from error
+        for relative, result in sorted(results.items()):
+            self._record(relative, result)
+
+    def _record(self, relative: str, result: FileResult) -> None:
         stat = self.stats[relative]
         self.manifest.files[relative] = {
             "size": stat.st_size,
@@ -288,28 +323,23 @@ class _Dataset:
             "csv_bytes": result.csv_bytes,
             "parquet_bytes": result.parquet_bytes,
         }
-        self.manifest.save(self.target)
+        if not result.rejected:
+            _unlink(self.target / rejected_name(relative))  # the old side file no longer applies
         self.report.converted += 1
         self.report.converted_csv_bytes += result.csv_bytes
 
-    def remove_stale(self) -> None:
-        """Old outputs that no current source produces any more (inside the target only)."""
+    def remove_stale(self, previous: list[Path]) -> None:
+        """Old outputs that no current source produces any more (resolved inside the target only)."""
+        root = self.target.resolve()
         current = {
             (self.target / output).resolve()
             for entry in self.manifest.files.values()
             for output in entry.get("outputs", [])
         }
-        for paths in self.previous.values():
-            for path in paths:
-                if path.resolve() not in current:
-                    _unlink(path)
-
-
-def _stat(path: Path) -> os.stat_result:
-    try:
-        return path.stat()
-    except OSError as error:
-        raise CompressError(f"{path}: cannot read: {error.strerror or error}") from error
+        for path in previous:
+            real = path.parent.resolve() / path.name
+            if real not in current and real.parent.is_relative_to(root) and not path.is_symlink():
+                _unlink(path)
 
 
 def _unlink(path: Path) -> None:
@@ -352,6 +382,7 @@ def _convert(
     sources = list(data.sources.values())
     if not sources:
         raise CompressError(f"{data.source}: no .csv or .csv.gz files found; put the CSV files there")
+    previous = [path for rel in data.manifest.files for path in data.manifest.outputs(rel, data.target)]
     plan, data.headers, notes = plan_dataset(sources, data.settings)
     data.report.notes += notes + dialect_notes(data.headers, data.sources)
     _prepare_target(data.target)
@@ -377,7 +408,7 @@ def _convert(
     available = list(dict.fromkeys(name for header in data.headers.values() for name in header.names))
     data.manifest.columns = {"kept": plan.columns, "available": available}
     data.manifest.save(data.target)
-    data.remove_stale()
+    data.remove_stale(previous)
 
 
 def _totals(report: DatasetReport, manifest: Manifest) -> None:

@@ -334,6 +334,11 @@ def _table(candidate: _Candidate, skip_lines: int | None) -> None:
         start = next(
             i for i, row in enumerate(rows) if row.kind == "row" and len(row.fields) == candidate.width
         )
+    first = next(i for i, row in enumerate(rows) if row.kind == "row")
+    if skip_lines is None and start > first and len(rows) - start < 2:
+        # one row below a "preamble" is no evidence of one: the first row starts the table and the
+        # reader names the odd row
+        start, candidate.width = first, len(rows[first].fields)
     candidate.start = start
     table = candidate.table
     matching = sum(len(row.fields) == candidate.width for row in table)
@@ -370,6 +375,10 @@ def _column_kind(values: list[str]) -> str | None:
     return "text"
 
 
+def _all_years(values: list[str]) -> bool:
+    return all(not value.strip() or re.fullmatch(r"[12]\d{3}", value.strip()) for value in values)
+
+
 def _looks_like_year_header(first: list[str], typed: list[int]) -> bool:
     """`Country,1990,1991,...`: increasing integers across typed columns are column names as often
     as data (wide open-data tables), so they prove nothing."""
@@ -396,9 +405,13 @@ def detect_header(table: list[_Row], path: str, origin: str) -> tuple[bool, str]
         if names and not data:
             shown = ", ".join(repr(first[i]) for i in names[:3])
             return True, f"line {line} has names ({shown}) above typed columns"
-        if data and not names and not _looks_like_year_header(first, typed):
+        years = _looks_like_year_header(first, typed)
+        if data and not names and not years:
             shown = ", ".join(repr(first[i]) for i in data[:3])
             return False, f"line {line} has values ({shown}) typed like the columns below: no header"
+        if years and not names and not all(_all_years(columns[i]) for i in typed):
+            # World Bank style: `Country Name,...,1960,1961` above measures that are not years
+            return True, f"line {line} names columns by increasing years above values that are not years"
         if data and names:
             problem = (
                 f"cannot tell whether this row is a header: {', '.join(repr(first[i]) for i in names[:3])} "
@@ -432,7 +445,8 @@ def _escape_style(text: str, quote: str, delimiter: str) -> tuple[str, str]:
     """doubled vs backslash: a backslash-quote in the middle of a field vs doubled quotes."""
     if not quote:
         return "double", "no quoting"
-    inner = re.compile(re.escape("\\" + quote) + r"(?![" + re.escape(delimiter) + r"\r\n]|$)")
+    # a backslash before a doubled quote (`\""`) is a literal backslash in a doubled-quote file
+    inner = re.compile(re.escape("\\" + quote) + r"(?![" + re.escape(delimiter + quote) + r"\r\n]|$)")
     backslashed = len(inner.findall(text))
     doubled = len(re.findall(re.escape(quote * 2) + r"(?=[^" + re.escape(delimiter) + r"\r\n])", text))
     if backslashed and not doubled:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from labship.compress.settings import MANIFEST_VERSION
@@ -52,15 +52,16 @@ class Manifest:
         write_json_atomic(target / MANIFEST, payload)
 
     def outputs(self, relative: str, target: Path) -> list[Path]:
-        """The outputs recorded for `relative` that lie inside `target` (others are ignored)."""
-        root = target.resolve()
+        """The outputs recorded for `relative` that stay inside `target` as written (relative, no
+        `..`); others are ignored. Callers that remove files check the resolved path too."""
         inside = []
         for output in self.files.get(relative, {}).get("outputs", []):
-            if not isinstance(output, str):
+            if not isinstance(output, str) or not output:
                 continue
-            path = (target / output).resolve()
-            if path != root and path.is_relative_to(root):
-                inside.append(target / output)
+            parts = PurePosixPath(output).parts
+            if PurePosixPath(output).is_absolute() or ".." in parts or "\\" in output:
+                continue
+            inside.append(target / output)
         return inside
 
     def is_current(self, relative: str, stat: os.stat_result, fingerprint: str, target: Path) -> bool:

@@ -15,7 +15,9 @@ digits as float64) are caught on the raw text of each block that could hold them
 
 from __future__ import annotations
 
+import functools
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +34,22 @@ from labship.compress.schema import Plan, SourceHeader, unify
 from labship.compress.settings import Settings
 
 CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error to ([^:]+): (.*)")
-# a number Arrow reads but not losslessly starts with 0 then a digit, or has 16+ digits in a row
-RISKY_NUMBER = re.compile(rb"(?:^|[,;|\t\r\n\"])[+-]?(?:0[0-9]|[0-9.]{16})")
+
+
+@functools.lru_cache(maxsize=8)
+def risky_number(delimiter: str) -> str:
+    """RE2 pattern of a whole field holding a number Arrow reads but not losslessly: a leading zero
+    (`007`, `01.5`) or 16+ digits. Anchored to field edges so `01/31/2024` never matches."""
+    edge = "[\r\n" + ("\\t" if delimiter == "\t" else "\\" + delimiter) + "]"
+    number = '"?-?(?:0[0-9]+(?:\\.[0-9]*)?|[0-9.]{16,}(?:[eE][+-]?[0-9]+)?)"?'
+    return f"(?:^|{edge}){number}(?:{edge}|$)"
+
+
+def has_risky_number(block: Block, delimiter: str) -> bool:
+    """Whether the block may hold such a number (one RE2 scan in Arrow: ~150 MB/s, GIL released)."""
+    offsets = pa.py_buffer(struct.pack("<ii", 0, len(block)))
+    whole = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, block.arrow()])
+    return bool(pc.match_substring_regex(whole, risky_number(delimiter))[0].as_py())
 
 
 def timestamp_parsers(formats: tuple[str, ...]) -> list[Any] | None:
@@ -111,7 +127,7 @@ class BlockParser:
 
     def _check_lossless(self, block: Block) -> None:
         """Promote numeric columns whose text Arrow would read but change (leading zeros, 16+ digits)."""
-        if not self.numeric or RISKY_NUMBER.search(block.buffer, block.start, block.end) is None:
+        if not self.numeric or not has_risky_number(block, self.dialect.delimiter):
             return
         text = self._as_text(block, self.numeric)
         if text is None:

@@ -52,7 +52,7 @@ class FileResult:
     csv_bytes: int
     parquet_bytes: int
     seconds: float
-    promotions: dict[str, str] = field(default_factory=dict)
+    staged: list[tuple[str, str]] = field(default_factory=list)  # (temporary, final), target-relative
 
 
 def use_lean_allocator() -> None:
@@ -218,17 +218,21 @@ def convert_file(
         outputs = sink.commit(rows, source)
         if on_progress is not None and size > reported[0]:
             on_progress(size - reported[0])
-        rejected.finish()
+        side = rejected.finish()
     except BaseException:
         sink.abandon()
         rejected.abandon()
         raise
     return FileResult(
         source=relative,
-        outputs=[path.relative_to(target).as_posix() for path in outputs],
+        outputs=[final.relative_to(target).as_posix() for _, final in outputs],
         rows=rows,
         rejected=rejected.count,
         csv_bytes=size,
-        parquet_bytes=sum(path.stat().st_size for path in outputs),
+        parquet_bytes=sum(staged.stat().st_size for staged, _ in outputs),
         seconds=time.perf_counter() - started,
+        staged=[
+            (staged.relative_to(target).as_posix(), final.relative_to(target).as_posix())
+            for staged, final in [*outputs, *side]
+        ],
     )

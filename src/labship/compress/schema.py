@@ -24,8 +24,9 @@ import pyarrow.csv as pacsv
 
 from labship.compress import types as lossless
 from labship.compress.dialect import BOM, Dialect, detect
-from labship.compress.errors import CompressError
+from labship.compress.errors import CompressError, printable
 from labship.compress.reader import open_bytes, read_head, read_header, safe_cut, skip_leading
+from labship.compress.sampling import ColumnFacts, sample_table
 from labship.compress.settings import Settings
 
 # type sampling: up to 4 MB per file (half head, half 8 slices), 32 MB per dataset; values beyond the
@@ -34,6 +35,7 @@ SAMPLE_FILE_BYTES = 4 << 20
 SAMPLE_MIN_FILE_BYTES = 128 << 10
 SAMPLE_BUDGET_BYTES = 32 << 20
 SAMPLE_SLICES = 8
+SLICE_MIN_ROWS = 200
 DICTIONARY_MAX_DISTINCT = 1000
 
 
@@ -92,6 +94,20 @@ class ColumnSample:
             self._extend(bounds["min"].as_py(), bounds["max"].as_py())
         if pa.types.is_string(column.type):
             self._add_text(column)
+
+    def add_facts(self, facts: ColumnFacts) -> None:
+        """Fold the facts of one sampled piece (see labship.compress.sampling) into the sample."""
+        self.data_type = unify(self.data_type, facts.data_type)
+        self.values += facts.values
+        self._extend(facts.minimum, facts.maximum)
+        if len(self.examples) < 1000:
+            self.examples += facts.examples[: 1000 - len(self.examples)]
+        if facts.distinct is None and pa.types.is_string(facts.data_type):
+            self.many_distinct, self.distinct = True, set()
+        elif facts.distinct is not None and not self.many_distinct:
+            self.distinct |= facts.distinct
+            if len(self.distinct) > DICTIONARY_MAX_DISTINCT:
+                self.many_distinct, self.distinct = True, set()
 
     def _extend(self, low: int | None, high: int | None) -> None:
         for value in (low, high):
@@ -168,17 +184,21 @@ def _sample_slices(path: Path, dialect: Dialect, budget: int) -> Iterator[bytes]
     size = path.stat().st_size
     spread = not path.name.endswith(".gz") and size > 2 * SAMPLE_FILE_BYTES
     head_bytes = budget // 2 if spread else budget
-    slice_bytes = budget // (2 * SAMPLE_SLICES)
     newline = dialect.newline
     with open_bytes(path) as stream:
         head = stream.read(head_bytes).removeprefix(BOM)
         head = head[skip_leading(head, dialect.skip_lines) :]
         end = safe_cut(head, len(head), dialect) if len(head) >= head_bytes - 3 else len(head)
         yield head[: end if end > 0 else len(head)]
-        if not spread:
+        # wide rows: a slice of a few rows costs Arrow's per-column overhead for little evidence,
+        # so take fewer, bigger slices (at least SLICE_MIN_ROWS rows each)
+        row_bytes = len(head) // max(head.count(newline), 1)
+        slices = min(SAMPLE_SLICES, (budget - head_bytes) // max(row_bytes * SLICE_MIN_ROWS, 1))
+        if not spread or slices < 1:
             return
-        for index in range(1, SAMPLE_SLICES + 1):
-            stream.seek(head_bytes + (size - head_bytes - slice_bytes) * index // SAMPLE_SLICES)
+        slice_bytes = (budget - head_bytes) // slices
+        for index in range(1, slices + 1):
+            stream.seek(head_bytes + (size - head_bytes - slice_bytes) * index // slices)
             data = stream.read(slice_bytes)
             start = data.find(newline) + 1
             end = data.rfind(newline) + 1
@@ -187,7 +207,7 @@ def _sample_slices(path: Path, dialect: Dialect, budget: int) -> Iterator[bytes]
 
 
 def sample_file(
-    path: Path, header: SourceHeader, *, budget: int = SAMPLE_FILE_BYTES
+    path: Path, header: SourceHeader, *, budget: int = SAMPLE_FILE_BYTES, examples: bool = False
 ) -> dict[str, ColumnSample]:
     """Types, integer ranges and distinct strings per column, from the head and slices of the file."""
     names = list(header.names)
@@ -198,7 +218,10 @@ def sample_file(
             table = pacsv.read_csv(
                 pa.py_buffer(data),
                 read_options=pacsv.ReadOptions(
-                    column_names=names, skip_rows=1 if skip_header else 0, use_threads=False
+                    column_names=names,
+                    skip_rows=1 if skip_header else 0,
+                    use_threads=False,
+                    block_size=max(len(data), 1 << 20),  # one chunk per column
                 ),
                 parse_options=header.dialect.parse_options(
                     newlines_in_values=True, invalid_row_handler=lambda _row: "skip"
@@ -207,8 +230,8 @@ def sample_file(
             )
         except (pa.ArrowInvalid, UnicodeDecodeError):
             continue  # a slice that starts inside a quoted field; the conversion checks every value anyway
-        for sample, column in zip(samples, table.columns, strict=True):
-            sample.add(lossless.lossless_column(column))
+        for sample, facts in zip(samples, sample_table(table, examples=examples), strict=True):
+            sample.add_facts(facts)
     return dict(zip(names, samples, strict=True))
 
 
@@ -243,7 +266,7 @@ def select_columns(available: list[str], settings: Settings) -> list[str]:
     if unknown:
         raise CompressError(
             f"{settings.origin}: unknown column(s) {', '.join(map(repr, unknown))}; "
-            f"available columns: {', '.join(available)}"
+            f"available columns: {printable(', '.join(available), 2000)}"
         )
     if settings.columns:
         wanted = set(settings.columns) | set(settings.partition_by)
@@ -253,7 +276,8 @@ def select_columns(available: list[str], settings: Settings) -> list[str]:
         kept = [name for name in available if name not in dropped]
     if not kept or kept == list(settings.partition_by):
         raise CompressError(
-            f"{settings.origin}: no column left to write; available columns: {', '.join(available)}"
+            f"{settings.origin}: no column left to write; "
+            f"available columns: {printable(', '.join(available), 2000)}"
         )
     return kept
 
@@ -277,7 +301,7 @@ def look_at(path: Path, settings: Settings, *, budget: int) -> _Look:
         return _Look(error=error)
     header = SourceHeader(tuple(names), dialect)
     try:
-        samples = sample_file(path, header, budget=budget)
+        samples = sample_file(path, header, budget=budget, examples=bool(settings.timestamp_formats))
     except (EOFError, OSError, zlib.error, CompressError):
         samples = {}  # a damaged .gz: its conversion stops with the line where it breaks
     return _Look(header, renames, samples)
@@ -315,7 +339,7 @@ def _check_every_file_has(kept: list[str], headers: dict[Path, SourceHeader], se
         if missing:
             raise CompressError(
                 f"{path}: has no column(s) {', '.join(map(repr, missing))} that {settings.origin} keeps; "
-                f"its columns: {', '.join(header.names)}"
+                f"its columns: {printable(', '.join(header.names), 2000)}"
             )
 
 

@@ -1,15 +1,16 @@
 """Where parsed rows go: one Parquet file per source, hive partitions, and the rejected-rows side file.
 
 Every sink writes under a temporary name of the one labship pattern (`.<name>.labship-tmp`,
-`labship._fs.TEMP_SUFFIX`, ignored by the generated `.dvcignore`); `commit` verifies the row count
-and renames into place, `abandon` removes the temporary. Nothing under a final name is ever partial.
+`labship._fs.TEMP_SUFFIX`, ignored by the generated `.dvcignore`); `commit` closes and verifies the
+row count and returns (temporary, final) pairs: the dataset publishes them (renames into place)
+only once every file of the run succeeded, so a failed run leaves the previous outputs intact.
+`abandon` removes the temporary. Nothing under a final name is ever partial.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import os
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -75,7 +76,7 @@ class Sink(Protocol):
 
     def write(self, table: pa.Table) -> None: ...
 
-    def commit(self, expected_rows: int, source: Path) -> list[Path]: ...
+    def commit(self, expected_rows: int, source: Path) -> list[tuple[Path, Path]]: ...
 
     def abandon(self) -> None: ...
 
@@ -103,17 +104,18 @@ class FileSink:
     def write(self, table: pa.Table) -> None:
         """Append one row group."""
         assert self.writer is not None
-        self.writer.write_table(table.cast(self.schema), row_group_size=max(table.num_rows, 1))
+        if not table.schema.equals(self.schema):
+            table = table.cast(self.schema)
+        self.writer.write_table(table, row_group_size=max(table.num_rows, 1))
         self.rows += table.num_rows
 
-    def commit(self, expected_rows: int, source: Path) -> list[Path]:
-        """Close, verify the row count, rename into place."""
+    def commit(self, expected_rows: int, source: Path) -> list[tuple[Path, Path]]:
+        """Close and verify the row count; the (temporary, final) pair to publish."""
         assert self.writer is not None
         self.writer.close()
         self.writer = None
         _verify(self.temporary, expected_rows, source)
-        os.replace(self.temporary, self.path)
-        return [self.path]
+        return [(self.temporary, self.path)]
 
     def abandon(self) -> None:
         """Remove the temporary."""
@@ -178,7 +180,7 @@ class PartitionedSink:
             self._sink(values).write(table.filter(self._mask(table, values)).drop_columns(list(self.by)))
         self.rows += table.num_rows
 
-    def commit(self, expected_rows: int, source: Path) -> list[Path]:
+    def commit(self, expected_rows: int, source: Path) -> list[tuple[Path, Path]]:
         """Commit every partition file."""
         if self.rows != expected_rows:
             raise CompressError(f"{source}: partitioned {self.rows} rows but read {expected_rows}")
@@ -216,16 +218,16 @@ class RejectedRows:
         self.handle.write(raw.rstrip(b"\r\n") + b"\n")
         self.count += 1
 
-    def finish(self) -> None:
-        """Rename into place (or remove an old side file when no row was set aside)."""
-        if self.handle is not None:
-            self.handle.close()
-            os.replace(self.temporary, self.path)
-        elif self.path.exists():
-            self.path.unlink()
+    def finish(self) -> list[tuple[Path, Path]]:
+        """Close; the (temporary, final) pair to publish, if any row was set aside."""
+        if self.handle is None:
+            return []
+        self.handle.close()
+        self.handle = None
+        return [(self.temporary, self.path)]
 
     def abandon(self) -> None:
         """Remove the temporary."""
         if self.handle is not None:
             self.handle.close()
-            self.temporary.unlink(missing_ok=True)
+        self.temporary.unlink(missing_ok=True)
