@@ -194,6 +194,8 @@ def _registry_answer(image: str) -> str | None:
     try:
         client = docker.from_env(timeout=int(PROBE_TIMEOUT_SECONDS))
         client.images.get_registry_data(image)
+    except docker.errors.APIError as error:  # the engine's own words, without the HTTP wrapping
+        return str(error.explanation or error).strip()[:300]
     except Exception as error:  # docker.errors.*, requests' connection errors: all mean "cannot"
         return str(error).strip().splitlines()[-1][:300] if str(error).strip() else type(error).__name__
     return None
