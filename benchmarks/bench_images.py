@@ -202,8 +202,10 @@ def bench_team(base: str, builder: images.DockerBuilder, workdir: Path) -> dict[
         timed_invoke(clone, "notebook", "--stop")
         row["local_launch_s"], _ = timed_invoke(clone, "notebook", "--detach")
         timed_invoke(clone, "notebook", "--stop")
+        cloned = load_config(clone)
+        pulled = images.content_image(cloned, cloned.image("notebook"))
         size = subprocess.run(
-            ["docker", "image", "inspect", "--format", "{{.Size}}", f"{repository}:notebook-latest"],
+            ["docker", "image", "inspect", "--format", "{{.Size}}", pulled],
             capture_output=True, text=True, check=False,
         ).stdout.strip()  # fmt: skip
         row["stored_bytes"] = float(
