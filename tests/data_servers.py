@@ -300,12 +300,14 @@ class MotoServer:
         return found
 
 
-def start_moto(extra_env: dict[str, str] | None = None) -> MotoServer:
+def start_moto(extra_env: dict[str, str] | None = None, log: Path | None = None) -> MotoServer:
+    """moto's S3/IAM server on a free 127.0.0.1 port; with `log`, its request log goes there."""
     port = free_port()
+    sink = log.open("ab") if log is not None else subprocess.DEVNULL
     process = subprocess.Popen(
         [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=sink,
+        stderr=sink,
         env={**env(), **(extra_env or {})},
         start_new_session=True,
     )

@@ -161,3 +161,22 @@ def test_image_source_label_never_carries_credentials(tmp_path: Path, origin: st
     assert url == shown
     for secret in ("S3cr3t", "T0ken", "p@ss", "w0rd", "alice", "x-access-token"):
         assert secret not in url
+
+
+def test_remote_from_the_terraform_outputs_of_infra(experiment: Path, tmp_path: Path) -> None:
+    # the shape `terraform -chdir=infra output -json` prints for the template's outputs.tf
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(
+        '{"dvc_remote_url": {"sensitive": false, "type": "string", "value": "s3://lab-dvc-bucket/traffic"},'
+        ' "region": {"sensitive": false, "type": "string", "value": "eu-central-1"},'
+        ' "writers_group": {"sensitive": false, "type": "string", "value": "lab-dvc-bucket-writers"}}'
+    )
+    result = invoke(experiment, "data.remote", "--terraform-outputs", str(outputs), "--profile", "me")
+    assert result.returncode == 0, result.stderr
+    committed = (experiment / ".dvc" / "config").read_text()
+    assert "url = s3://lab-dvc-bucket/traffic" in committed and "region = eu-central-1" in committed
+    assert "profile = me" in local_config(experiment)
+
+    outputs.write_text('{"region": {"value": "eu-central-1"}}')
+    wrong = invoke(experiment, "data.remote", "--terraform-outputs", str(outputs))
+    assert wrong.returncode == 2 and "dvc_remote_url" in wrong.stderr and "outputs.json" in wrong.stderr

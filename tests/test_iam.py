@@ -16,11 +16,13 @@ request, so it is checked by tests/test_infra.py, not loaded here.
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import boto3
 import pytest
@@ -47,6 +49,16 @@ def policy(name: str) -> str:
 class Team:
     server: MotoServer
     keys: dict[str, tuple[str, str]]  # user -> (access key id, secret)
+    log: Path  # the server's request log (werkzeug: one '"GET /path?query HTTP/1.1" status' line each)
+
+    def listed_prefixes(self) -> list[str]:
+        """The prefix of every ListObjects request the server answered, in order."""
+        prefixes = []
+        for path in re.findall(r'"GET (/[^ ?]+/?\?[^ ]*) HTTP', self.log.read_text(errors="replace")):
+            bucket, _, query = path.partition("?")
+            if bucket.strip("/") == BUCKET and ("list-type" in query or "prefix=" in query):
+                prefixes.append(parse_qs(query).get("prefix", [""])[0])
+        return prefixes
 
     def s3(self, user: str):  # type: ignore[no-untyped-def]
         key, secret = self.keys[user]
@@ -65,10 +77,11 @@ def post(url: str, body: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def team() -> Iterator[Team]:
+def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
     """Groups made exactly as infra/main.tf makes them (managed policies attached to groups),
     one user in each, then IAM enforced for every later request."""
-    server = start_moto()
+    log = tmp_path_factory.mktemp("moto") / "requests.log"
+    server = start_moto(log=log)
     try:
         iam = boto3.client(
             "iam", endpoint_url=server.endpoint, aws_access_key_id="bootstrap", aws_secret_access_key="x",
@@ -94,7 +107,7 @@ def team() -> Iterator[Team]:
             created = iam.create_access_key(UserName=user)["AccessKey"]
             keys[user] = (created["AccessKeyId"], created["SecretAccessKey"])
         post(f"{server.endpoint}/moto-api/reset-auth", "0")  # from now on every request is checked
-        yield Team(server, keys)
+        yield Team(server, keys, log)
     finally:
         stop(server.process)
 
@@ -143,6 +156,10 @@ def test_writer_pushes_reader_pulls_and_a_reader_push_names_the_missing_permissi
     pulled = invoke(clone, "data.pull", extra_env=aws)
     assert pulled.returncode == 0, pulled.stdout + pulled.stderr
     assert tree_digest(clone / "data/processed/pems") == tree_digest(experiment / "data/processed/pems")
+    # moto does not evaluate the reader policy's `s3:prefix` condition on ListBucket: check here that
+    # DVC only ever lists under the remote's prefix, which is what the condition allows on AWS
+    prefixes = team.listed_prefixes()
+    assert prefixes and all(prefix.startswith(f"{PREFIX}/") for prefix in prefixes), prefixes
 
     (clone / "data" / "notes.csv").write_text("station,flow\n1,2\n")
     run(clone, "dvc", "add", "-q", "data/notes.csv")

@@ -71,7 +71,8 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return render(tmp_path_factory.mktemp("infra"), f"s3://{BUCKET}/traffic") / "infra"
 
 
-def test_infra_only_for_an_s3_remote_and_can_be_declined(tmp_path: Path) -> None:
+def test_infra_only_for_an_s3_remote_and_can_be_declined(tmp_path: Path, infra: Path) -> None:
+    assert (infra / "main.tf").is_file() and (infra / "terraform.tfvars").is_file()  # on by default for s3://
     assert not (render(tmp_path / "local", "../dvc-storage") / "infra").exists()
     assert not (render(tmp_path / "declined", f"s3://{BUCKET}/x", bucket_infra=False) / "infra").exists()
 
@@ -185,7 +186,9 @@ def fmt_problems(file: Path) -> list[str]:
 
 
 def test_terraform_is_formatted(infra: Path) -> None:
-    assert [problem for file in sorted(infra.glob("*.tf")) for problem in fmt_problems(file)] == []
+    files = sorted(infra.glob("*.tf"))
+    assert len(files) >= 4
+    assert [problem for file in files for problem in fmt_problems(file)] == []
     for policy in (infra / "policies").glob("*.json"):
         text = policy.read_text()
         assert (

@@ -520,6 +520,23 @@ def _write_local_options(root: Path, name: str, options: dict[str, str | None]) 
         parsed.write(handle)
 
 
+def terraform_remote(file: Path) -> tuple[str, str | None]:
+    """The remote URL and region from `terraform -chdir=infra output -json` saved in `file`."""
+    try:
+        outputs = json.loads(file.read_text(encoding="utf-8"))
+        url = outputs["dvc_remote_url"]["value"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(
+            f"{file}: not the JSON of `terraform -chdir=infra output -json` with a dvc_remote_url "
+            f"output ({type(error).__name__}: {error}); apply infra/ first, then save its outputs",
+            EXIT_CONFIG,
+        ) from error
+    region = outputs.get("region", {}).get("value") if isinstance(outputs.get("region"), dict) else None
+    if not isinstance(url, str) or not url.startswith("s3://"):
+        raise DataError(f"{file}: dvc_remote_url must be an s3:// URL, got {url!r}", EXIT_CONFIG)
+    return url, region if isinstance(region, str) and region else None
+
+
 def secret_from(
     *,
     stdin: TextIO | None,

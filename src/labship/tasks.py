@@ -322,6 +322,8 @@ def status(c, target=None, remote=None):  # type: ignore[no-untyped-def]
         "secret_access_key_stdin": "S3: read the secret access key from the first line of standard input",
         "secret_access_key": "S3: the secret on the command line: discouraged, other users see it in `ps`",
         "keyfile": "SSH: private key file (stored in .dvc/config.local only)",
+        "terraform_outputs": "S3: take --url and --region from this file of `terraform -chdir=infra output "
+        "-json` (the template's infra/)",
     }
 )
 def remote(  # type: ignore[no-untyped-def]
@@ -336,6 +338,7 @@ def remote(  # type: ignore[no-untyped-def]
     secret_access_key_stdin=False,
     secret_access_key=None,
     keyfile=None,
+    terraform_outputs=None,
 ):
     """Show the DVC remotes (credentials masked), or make URL the default remote.
 
@@ -346,12 +349,18 @@ def remote(  # type: ignore[no-untyped-def]
     import getpass
     import os
     import sys
+    from pathlib import Path
 
     from labship import data
     from labship.config import find_root
 
     with user_errors():
         root = find_root()
+        if terraform_outputs:
+            if url:
+                raise data.DataError("give --url or --terraform-outputs, not both", data.EXIT_CONFIG)
+            url, applied_region = data.terraform_remote(Path(terraform_outputs))
+            region = region or applied_region
         if url is None:
             print(data.show_remotes(root), end="")
             return
