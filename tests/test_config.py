@@ -61,7 +61,11 @@ def test_good_config_loads_from_a_subdirectory(tmp_path: Path) -> None:
     [
         ("uplink-mbps = 10", "uplink-mbps = -1", "[tool.labship] uplink-mbps: must be a positive"),
         ("uplink-mbps = 10", "uplink-mbps = nan", "[tool.labship] uplink-mbps: must be a finite number"),
-        ("[tool.labship.datasets.pems]", '[tool.labship.datasets."pems\\n"]', "the name 'pems\\n' must be lower-case"),
+        (
+            "[tool.labship.datasets.pems]",
+            '[tool.labship.datasets."pems\\n"]',
+            "the name 'pems\\n' must be lower-case",
+        ),
         (
             'columns = ["Timestamp", "Station"]',
             'columns = "Station"',
