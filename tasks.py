@@ -130,8 +130,13 @@ def template_default_base() -> str:
 
 
 def docker_preflight() -> None:
-    """Stop before any work, with the fix, when the engine or Compose v2 is missing."""
+    """`labship doctor`'s table first; then stop before any work, with the fix, when the engine or
+    Compose v2 is missing (the other rows are advice: the demo makes its own experiment)."""
+    from labship import doctor
     from labship.compose import ComposeError, compose_argv
+
+    checks = doctor.run_checks(ROOT)
+    print(doctor.format_table(checks) + "\n" + doctor.verdict(checks))
 
     if shutil.which("docker") is None:
         raise Exit(
