@@ -78,7 +78,9 @@ def _checks(text: pa.Array) -> dict[str, pa.Array]:
         "leading_zero": pc.match_substring_regex(text, lossless.LEADING_ZERO),
         "long_integer": pc.and_(integer, pc.greater(pc.utf8_length(text), 18)),
         "iso_date": pc.match_substring_regex(text, ISO_DATE),
-        "digits": lossless.significant_digits(text),
+        # a non-integer of <= 16 characters has <= 15 digits (a "." or sign takes one): float64 is
+        # exact; longer ones get the exact significant-digit count, column by column
+        "length": pc.utf8_length(text),
     }
 
 
@@ -90,13 +92,13 @@ def _summaries(text: pa.Array, ids: pa.Array) -> dict[int, dict[str, object]]:
         (name, "all" if name != "leading_zero" and name != "long_integer" else "any") for name in CHECKS
     ]
     grouped = table.group_by("column", use_threads=False).aggregate(
-        [*aggregations, ("digits", "max"), ("column", "count")]
+        [*aggregations, ("length", "max"), ("column", "count")]
     )
     summaries = {}
     for row in grouped.to_pylist():
         summaries[row["column"]] = {
             **{name: row[f"{name}_{kind}"] for name, kind in aggregations},
-            "digits": row["digits_max"],
+            "length": row["length_max"],
             "count": row["column_count"],
         }
     return summaries
@@ -113,7 +115,7 @@ def _decide(summary: dict[str, object] | None, text: pa.Array) -> pa.DataType:
             return pa.string()
         if summary["integer"] and not summary["long_integer"]:
             return pa.int64()
-        if not summary["integer"] and (summary["digits"] or 0) <= lossless.FLOAT64_EXACT_DIGITS:  # type: ignore[operator]
+        if not summary["integer"] and (summary["length"] or 0) <= lossless.FLOAT64_EXACT_DIGITS + 1:  # type: ignore[operator]
             return pa.float64()
         return lossless.infer(pa.chunked_array([text]))  # 19+ digit integers, long decimals
     if summary["iso_date"]:

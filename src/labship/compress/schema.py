@@ -212,6 +212,7 @@ def sample_file(
     """Types, integer ranges and distinct strings per column, from the head and slices of the file."""
     names = list(header.names)
     samples = [ColumnSample() for _ in names]
+    pieces = []
     for index, data in enumerate(_sample_slices(path, header.dialect, budget)):
         skip_header = index == 0 and header.dialect.header
         try:
@@ -230,7 +231,10 @@ def sample_file(
             )
         except (pa.ArrowInvalid, UnicodeDecodeError):
             continue  # a slice that starts inside a quoted field; the conversion checks every value anyway
-        for sample, facts in zip(samples, sample_table(table, examples=examples), strict=True):
+        pieces.append(table)
+    if pieces:  # typed in one go: the per-call cost is paid once, not once per slice
+        combined = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
+        for sample, facts in zip(samples, sample_table(combined, examples=examples), strict=True):
             sample.add_facts(facts)
     return dict(zip(names, samples, strict=True))
 
