@@ -118,6 +118,13 @@ class _Noise:
         return pc.add(mean, pc.multiply(normal, sigma))
 
 
+def _round(values: pa.Array, digits: int) -> pa.Array:
+    """Round to `digits` decimals as the nearest double of the decimal text (Arrow's `round` can
+    land one ulp off, e.g. 58.800000000000004, which a lossless reader must keep as a decimal)."""
+    scale = 10**digits
+    return pc.divide(pc.round(pc.multiply(values, scale)), float(scale))
+
+
 def _clip(values: pa.Array, low: float, high: float | None = None) -> pa.Array:
     values = pc.max_element_wise(values, low)
     return values if high is None else pc.min_element_wise(values, high)
@@ -137,9 +144,9 @@ def _lanes(noise: _Noise, rows: dict[str, pa.Array]) -> tuple[dict[str, pa.Array
             pa.int64()
         )
         flow = pc.floor(_clip(noise.gauss(pc.multiply(load, 180.0), 18), 0)).cast(pa.int64())
-        occupancy = pc.round(_clip(noise.gauss(pc.add(pc.multiply(load, 0.09), 0.004), 0.01), 0.0, 1.0), 4)
+        occupancy = _round(_clip(noise.gauss(pc.add(pc.multiply(load, 0.09), 0.004), 0.01), 0.0, 1.0), 4)
         free_flow = pc.multiply(rows["free_flow"], pc.subtract(1.0, pc.multiply(pc.power(load, 3), 0.55)))
-        speed = pc.round(_clip(noise.gauss(free_flow, 2), 3.0), 1)
+        speed = _round(_clip(noise.gauss(free_flow, 2), 3.0), 1)
         has_speed = pc.and_(rows["has_speed_type"], pc.greater(noise.uniform(), 0.05))
         present = pc.invert(absent)
         for measure, values in (
@@ -159,10 +166,10 @@ def _lanes(noise: _Noise, rows: dict[str, pa.Array]) -> tuple[dict[str, pa.Array
     totals = {
         "Samples": samples_total,
         "Total Flow": total_flow,
-        "Avg Occupancy": pc.round(pc.divide(occupancy_sum, lanes.cast(pa.float64())), 4),
+        "Avg Occupancy": _round(pc.divide(occupancy_sum, lanes.cast(pa.float64())), 4),
         "Avg Speed": pc.if_else(
             pc.greater(speed_count, 0),
-            pc.round(pc.divide(speed_sum, speed_count.cast(pa.float64())), 1),
+            _round(pc.divide(speed_sum, speed_count.cast(pa.float64())), 1),
             pa.scalar(None, pa.float64()),
         ),
     }

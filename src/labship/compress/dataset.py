@@ -202,12 +202,10 @@ class _Round:
         progress.start(self.dataset.report.name, total)
         try:
             if cluster != LOCAL:
-                try:
-                    self.dataset.report.workers = run_on_cluster(
-                        self.jobs(), address=cluster, progress=progress, record=self.record
-                    )
-                finally:  # a worker killed mid-file leaves its temporary behind; its retry wrote the file
-                    clean_temporaries(self.dataset.target)
+                # a worker killed mid-file leaves its temporary; the retry rewrites that same name
+                self.dataset.report.workers = run_on_cluster(
+                    self.jobs(), address=cluster, progress=progress, record=self.record
+                )
             elif workers <= 1:
                 for job in self.jobs():
                     self.record(run_job(job, progress.advance))
