@@ -446,7 +446,11 @@ def test_start_checks_and_launches_under_the_lock(experiment: Path, monkeypatch:
 
     monkeypatch.setattr(notebook, "_compose", compose)
     monkeypatch.setattr(notebook.images, "check_engine", lambda: None)
-    monkeypatch.setattr(notebook.images, "image_exists", lambda _image: True)
+    monkeypatch.setattr(
+        notebook,
+        "resolve_image",
+        lambda *_args, **_kw: notebook.ImageChoice("exp:notebook-c0", "local", "test"),
+    )
     monkeypatch.setattr(notebook, "check_compose_available", lambda: None)
     monkeypatch.setattr(notebook, "ensure_data", lambda *_args: None)
     monkeypatch.setattr(notebook, "wait_until_ready", lambda *_args: seen.append(("ready", locked())) or 0.1)
@@ -559,7 +563,12 @@ HOSTILE = {
 }
 # questions whose answer copier casts before any validator runs: a string that is not a number (or,
 # for a bool, anything) fails or converts in copier itself, whose message names the value only
-TYPED = {"uplink_mbps", "sample_data"}
+# questions Copier converts to a number or a boolean: its conversion error names the value only
+TYPED = {
+    key
+    for key, spec in yaml.safe_load((TEMPLATE / "copier.yml").read_text()).items()
+    if not key.startswith("_") and isinstance(spec, dict) and spec.get("type") in ("int", "float", "bool")
+}
 HADOLINT = VENV_BIN / "hadolint"
 
 

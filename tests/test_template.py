@@ -433,10 +433,14 @@ def test_copier_yml_asks_the_fixed_questions() -> None:
     fixed = [
         "project_name", "project_slug", "package_name", "image_name", "description", "author_name",
         "author_email", "python_version", "base_image", "package_manager", "image_variants", "registry",
-        "dvc_remote_url", "dvc_s3_endpoint", "uplink_mbps", "ci_provider", "sample_data",
+        "dvc_remote_url", "dvc_s3_endpoint", "uplink_mbps", "ci_provider", "sample_data", "bucket_infra",
     ]  # fmt: skip
-    assert sorted(questions) == sorted(fixed)
+    hidden = ["labship_format", "labship_version"]  # written by labship (`when: false`), never asked
+    assert sorted(questions) == sorted(fixed + hidden)
+    assert all(questions[name].get("when") is False for name in hidden)
     for name, question in questions.items():
+        if name in hidden:
+            continue
         assert question.get("help"), f"{name} has no help text"
         assert "default" in question, f"{name} has no default (copier copy --defaults must work)"
 

@@ -189,11 +189,45 @@ def unstage(root: Path) -> None:
         note.unlink()
 
 
+LOCKS = {
+    "uv.lock": (("uv", "lock", "--check"), ("uv", "lock")),
+    "poetry.lock": (
+        ("poetry", "check", "--lock"),
+        ("poetry", "lock"),
+    ),
+}
+
+
+def relock(root: Path, leftovers: list[str]) -> list[str]:
+    """After the merge: when the template changed the dependencies, lock again (a stale lock file
+    would make `invoke build` refuse); never while pyproject.toml still holds conflicts."""
+    if any(item.startswith(PYPROJECT) for item in leftovers):
+        return []
+    for lock_name, (check, lock) in LOCKS.items():
+        if not (root / lock_name).is_file():
+            continue
+        try:
+            if subprocess.run(check, cwd=root, capture_output=True, check=False).returncode == 0:
+                return []
+            say(f"the update changed the dependencies in {PYPROJECT}: `{' '.join(lock)}`")
+            locked = subprocess.run(lock, cwd=root, capture_output=True, text=True, check=False)
+        except FileNotFoundError:
+            say(f"{lock_name} is stale and `{lock[0]}` is not installed: install it, run `{' '.join(lock)}`")
+            return []
+        if locked.returncode != 0:
+            say(f"`{' '.join(lock)}` failed; run it yourself:\n{locked.stderr.strip()}")
+            return []
+        return [lock_name]
+    return []
+
+
 def run(root: Path, stage: str, answers_file: str = ANSWERS_FILE) -> list[str]:
     """Run the migrations of `stage` that apply to the experiment at `root`; returns changed paths."""
     if stage == "after":
         unstage(root)
-        return report_leftovers(root)
+        leftovers = report_leftovers(root)
+        relock(root, leftovers)
+        return leftovers
     current = recorded_format(root)
     if current > FORMAT:
         say(f"{PYPROJECT} has format {current}, newer than this template's {FORMAT}: nothing to migrate")
