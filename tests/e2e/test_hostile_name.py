@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from labship.config import load_config
-from labship.notebook import compose_project
+from labship.notebook import compose_project, container_user, engine_is_rootless
 from tests.e2e.conftest import BuiltExperiment, compose_containers, free_port, invoke, run
 from tests.scaffold import scaffold
 
@@ -98,7 +98,8 @@ def test_hostile_project_name_runs_nothing_and_reaches_the_kernel_intact(
 
 def test_exported_variables_do_not_change_the_launch(built_experiment: BuiltExperiment) -> None:
     """On main `HOST_UID=0 JUPYTER_TOKEN=weak invoke notebook` ran the server as root with the weak
-    token (compose prefers the shell over --env-file) while labship printed its own token. The
+    token (compose prefers the shell over --env-file) while labship printed its own token. Now the
+    user is labship's choice (the host user), whatever the shell exports. The
     launch code is the same for both package managers: the uv experiment proves it."""
     if built_experiment.package_manager != "uv":
         pytest.skip("one package manager is enough for the launch environment")
@@ -107,8 +108,8 @@ def test_exported_variables_do_not_change_the_launch(built_experiment: BuiltExpe
     hostile_port = free_port()
     exported = {
         "JUPYTER_TOKEN": "weak",
-        "HOST_UID": "0",
-        "HOST_GID": "0",
+        "HOST_UID": "4242",  # not who labship runs the server as (the host user, root included)
+        "HOST_GID": "4242",
         "JUPYTER_HOST_PORT": str(hostile_port),
         "LABSHIP_IMAGE": built_experiment.base_image,
         "COMPOSE_PROJECT_NAME": "hijacked",
@@ -127,8 +128,15 @@ def test_exported_variables_do_not_change_the_launch(built_experiment: BuiltExpe
                 ["docker", "inspect", container], capture_output=True, text=True, check=True
             ).stdout
         )[0]
-        assert not details["Config"]["User"].startswith("0:")
-        assert details["Config"]["Image"] == built_experiment.tags[0]
+        uid, gid = container_user(rootless=engine_is_rootless())
+        assert details["Config"]["User"] == f"{uid}:{gid}"
+        built = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Id}}", built_experiment.tags[0]],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert details["Image"] == built  # the image labship built, not the exported LABSHIP_IMAGE
         assert compose_containers("hijacked") == []
     finally:
         invoke(root, "notebook", "--stop")
