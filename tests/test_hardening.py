@@ -336,12 +336,16 @@ def test_shell_variables_cannot_override_the_launch(
     """compose gives the shell precedence over --env-file: `HOST_UID=0 JUPYTER_TOKEN=weak invoke
     notebook` ran the server as root with the weak token. The resolved compose model must hold
     labship's values whatever the caller exported."""
-    plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    require(plugin.returncode == 0, "`docker compose` (Compose v2 plugin) is not installed")
+    from labship.compose import ComposeError, compose_argv
+
+    try:
+        compose_argv()  # the plugin, a standalone v2, or labship's pinned binary
+    except ComposeError as error:
+        require(False, f"Compose v2: {error}")
     hostile = {
         "JUPYTER_TOKEN": "weak",
-        "HOST_UID": "0",
-        "HOST_GID": "0",
+        "HOST_UID": "4242",  # labship runs the server as the host user, whatever the shell says
+        "HOST_GID": "4242",
         "JUPYTER_HOST_PORT": "1",
         "LABSHIP_IMAGE": "evil/image:latest",
         "COMPOSE_FILE": os.devnull,
