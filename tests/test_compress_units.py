@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pytest
 
 from labship.compress import CompressError, DialectSettings, Settings, validate
@@ -182,6 +183,7 @@ def test_unify_gives_the_narrowest_type_holding_both(
 
 def test_sampling_all_columns_at_once_agrees_with_infer_per_column() -> None:
     from labship.compress.sampling import sample_table
+    from labship.compress.types import sampling_options
 
     columns = {
         "int": ["1", "2", None, "-7"],
@@ -195,13 +197,31 @@ def test_sampling_all_columns_at_once_agrees_with_infer_per_column() -> None:
         "text": ["a", "b", "a", "c"],
         "empty": [None, None, None, None],
     }
-    raw = pa.table(
-        {name: pa.array(values, pa.string()).cast(pa.binary()) for name, values in columns.items()}
+    source = pa.py_buffer(
+        "\n".join(
+            ",".join("" if value is None else value for value in row)
+            for row in zip(*columns.values(), strict=True)
+        ).encode()
     )
-    facts = sample_table(raw, examples=True)
+    raw, typed = (
+        pacsv.read_csv(
+            source,
+            read_options=pacsv.ReadOptions(column_names=list(columns)),
+            convert_options=sampling_options(names),
+        )
+        for names in (list(columns), None)
+    )
+    facts = sample_table(raw, typed, examples=True)
     for (name, values), found in zip(columns.items(), facts, strict=True):
         assert found.data_type == infer(pa.chunked_array([pa.array(values, pa.string())])), name
     assert (facts[0].minimum, facts[0].maximum, facts[0].values) == (-7, 2, 3)
     assert facts[8].distinct == {"a", "b", "c"} and facts[8].examples == ["a", "b", "a", "c"]
-    invalid = pa.table({"ok": pa.array([b"1"]), "bad": pa.array([b"\xff"])})
-    assert [item.data_type for item in sample_table(invalid, examples=False)] == [pa.int64(), pa.binary()]
+    raw, typed = (
+        pacsv.read_csv(
+            pa.py_buffer(b"1,\xff\n"),
+            read_options=pacsv.ReadOptions(column_names=["ok", "bad"]),
+            convert_options=sampling_options(names),
+        )
+        for names in (["ok", "bad"], None)
+    )
+    assert [item.data_type for item in sample_table(raw, typed, examples=False)] == [pa.int64(), pa.binary()]

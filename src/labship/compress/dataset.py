@@ -193,12 +193,9 @@ class _Round:
             for column, data_type in outcome.promotions.items():
                 self.promotions[column] = unify(self.promotions.get(column, pa.null()), data_type)
 
-    def run(self, jobs: int | None, progress: ProgressHook, cluster: str = LOCAL) -> dict[str, pa.DataType]:
+    def run(self, workers: _Workers, progress: ProgressHook, cluster: str = LOCAL) -> dict[str, pa.DataType]:
         """Convert every file of the round; return the promotions any of them needs."""
         total = sum(self.dataset.stats[rel].st_size for rel in self.order)
-        workers = min(jobs or os.cpu_count() or 1, len(self.order))
-        if jobs is None and total < POOL_MIN_BYTES:
-            workers = 1  # starting worker processes costs more than it saves on small data
         progress.start(self.dataset.report.name, total)
         try:
             if cluster != LOCAL:
@@ -206,11 +203,8 @@ class _Round:
                 self.dataset.report.workers = run_on_cluster(
                     self.jobs(), address=cluster, progress=progress, record=self.record
                 )
-            elif workers <= 1:
-                for job in self.jobs():
-                    self.record(run_job(job, progress.advance))
             else:
-                _run_pool(self.jobs(), workers, progress, self.record)
+                workers.run(self.jobs(), progress, self.record)
         except BaseException:
             self.discard()
             raise
@@ -231,44 +225,80 @@ class _Round:
                 (self.dataset.target / staged).unlink(missing_ok=True)
 
 
-def _run_pool(
-    jobs: list[FileJob], workers: int, progress: ProgressHook, record: Callable[[JobOutcome], None]
-) -> None:
-    import multiprocessing
+def worker_count(jobs: int | None, *, files: int, total_bytes: int) -> int:
+    """Worker processes for a run: `jobs` (default: one per core), at most one per file; one (this
+    process) below POOL_MIN_BYTES when `jobs` is not given."""
+    if jobs is None and total_bytes < POOL_MIN_BYTES:
+        return 1  # starting worker processes costs more than it saves on small data
+    return max(1, min(jobs or os.cpu_count() or 1, files))
 
-    # forkserver: workers fork from a clean server that imported labship (and pyarrow) once, so they
-    # start in milliseconds without inheriting this process's threads; spawn where it is missing.
-    # pandas too when installed: pyarrow imports it on the first pa.array()/pa.scalar() (~0.3 s),
-    # which would otherwise be paid by every worker (a missing module is skipped by the server)
-    try:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["labship.compress", "pandas"])
-    except ValueError:
-        context = multiprocessing.get_context("spawn")
-    progress_queue = context.Queue()
-    stop = threading.Event()
 
-    def forward() -> None:
-        while not stop.is_set() or not progress_queue.empty():
+class _Workers:
+    """The process pool of one run, shared by the planning (dialect and samples of every file) and
+    every round of conversion; with one worker, everything runs in this process.
+
+    forkserver: workers fork from a clean server that imported labship (and pyarrow) once, so they
+    start in milliseconds without inheriting this process's threads; spawn where it is missing.
+    pandas too when installed: pyarrow imports it on the first pa.array()/pa.scalar() (~0.3 s),
+    which would otherwise be paid by every worker (a missing module is skipped by the server)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.pool: ProcessPoolExecutor | None = None
+        self.progress_queue: Any = None
+        self._progress: ProgressHook | None = None
+
+    def __enter__(self) -> _Workers:
+        if self.count > 1:
+            import multiprocessing
+
             try:
-                progress.advance(progress_queue.get(timeout=0.1))
-            except queue.Empty:
-                continue
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(["labship.compress", "pandas"])
+            except ValueError:
+                context = multiprocessing.get_context("spawn")
+            self.progress_queue = context.Queue()
+            self.pool = ProcessPoolExecutor(
+                self.count, mp_context=context, initializer=_init_worker, initargs=(self.progress_queue,)
+            )
+        return self
 
-    forwarder = threading.Thread(target=forward, daemon=True)
-    forwarder.start()
-    try:
-        with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker, initargs=(progress_queue,)
-        ) as pool:
-            running: set[Future[JobOutcome]] = {pool.submit(_pool_job, job) for job in jobs}
+    def __exit__(self, *_exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def map(self, function: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        """`function` over `items`, in order (in the workers when there are several)."""
+        if self.pool is None:
+            return [function(item) for item in items]
+        return list(self.pool.map(function, items, chunksize=max(1, len(items) // (self.count * 8))))
+
+    def run(self, jobs: list[FileJob], progress: ProgressHook, record: Callable[[JobOutcome], None]) -> None:
+        """Run every job, recording each outcome as it arrives; progress from the workers' queue."""
+        if self.pool is None:
+            for job in jobs:
+                record(run_job(job, progress.advance))
+            return
+        stop = threading.Event()
+
+        def forward() -> None:
+            while not stop.is_set() or not self.progress_queue.empty():
+                try:
+                    progress.advance(self.progress_queue.get(timeout=0.1))
+                except queue.Empty:
+                    continue
+
+        forwarder = threading.Thread(target=forward, daemon=True)
+        forwarder.start()
+        try:
+            running: set[Future[JobOutcome]] = {self.pool.submit(_pool_job, job) for job in jobs}
             while running:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     record(future.result())
-    finally:
-        stop.set()
-        forwarder.join()
+        finally:
+            stop.set()
+            forwarder.join()
 
 
 class _Dataset:
@@ -380,8 +410,17 @@ def _convert(
     sources = list(data.sources.values())
     if not sources:
         raise CompressError(f"{data.source}: no .csv or .csv.gz files found; put the CSV files there")
+    total = sum(stat.st_size for stat in data.stats.values())
+    with _Workers(worker_count(jobs, files=len(sources), total_bytes=total)) as workers:
+        _plan_and_convert(data, changed, workers, progress, cluster)
+
+
+def _plan_and_convert(
+    data: _Dataset, changed: list[str], workers: _Workers, progress: ProgressHook, cluster: str
+) -> None:
+    sources = list(data.sources.values())
     previous = [path for rel in data.manifest.files for path in data.manifest.outputs(rel, data.target)]
-    plan, data.headers, notes = plan_dataset(sources, data.settings)
+    plan, data.headers, notes = plan_dataset(sources, data.settings, mapper=workers.map)
     data.report.notes += notes + dialect_notes(data.headers, data.sources)
     _prepare_target(data.target)
     if data.manifest.schema != plan.fingerprint() or data.manifest.settings != data.fingerprint:
@@ -390,7 +429,7 @@ def _convert(
     for _round in range(MAX_ROUNDS):
         changed = [rel for rel in changed if data.sources[rel] in data.headers]  # empty files were skipped
         data.report.dialects = {rel: data.headers[data.sources[rel]].dialect.describe() for rel in changed}
-        promotions = _Round(data, plan, changed).run(jobs, progress, cluster)
+        promotions = _Round(data, plan, changed).run(workers, progress, cluster)
         if not promotions:
             break
         plan = plan.promoted(promotions)

@@ -361,17 +361,23 @@ def _fits(value: str, kind: str) -> bool:
     return found is None or found == kind or (kind == "decimal" and found == "integer")
 
 
+# each kind's pattern repeated over newline-joined values: one regex call per column and kind instead
+# of one per value (no pattern matches a newline; every integer is also a decimal, and no decimal is a
+# date, so the three checks below give what checking value by value gives)
+_JOINED = {
+    kind: re.compile(f"(?:{pattern.pattern})(?:\n(?:{pattern.pattern}))*") for kind, pattern in KINDS.items()
+}
+
+
 def _column_kind(values: list[str]) -> str | None:
     """integer / decimal / date when every non-null value is one, text otherwise, None if all null."""
-    kinds = {_kind(value) for value in values} - {None}
-    if not kinds:
+    present = {text for text in (value.strip() for value in set(values)) if text.lower() not in NULL_TOKENS}
+    if not present:
         return None
-    if kinds <= {"integer"}:
-        return "integer"
-    if kinds <= {"integer", "decimal"}:
-        return "decimal"
-    if kinds == {"date"}:
-        return "date"
+    joined = "\n".join(present)
+    for kind in ("integer", "decimal", "date"):
+        if _JOINED[kind].fullmatch(joined):
+            return kind
     return "text"
 
 
@@ -591,7 +597,13 @@ def _structure(
     text: str, settings: DialectSettings, path: str, origin: str, evidence: list[str]
 ) -> tuple[_Candidate, str, str, str, str | None]:
     """Delimiter (with its rows), quote, escape and comment prefix."""
-    delimiters = (settings.delimiter,) if settings.delimiter else DELIMITERS
+    # a delimiter absent from the text splits nothing (one column: never plausible), so it is not
+    # parsed; the comma always is (the one-column fallback)
+    delimiters = (
+        (settings.delimiter,)
+        if settings.delimiter
+        else tuple(item for item in DELIMITERS if item == "," or item in text)
+    )
     comment = settings.comment if settings.comment is not None else None
     if comment is None:
         starts = [line.lstrip()[:1] for line in re.split(r"\r\n|\r|\n", text) if line.strip()]

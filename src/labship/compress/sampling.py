@@ -1,16 +1,27 @@
-"""Typing every sampled column at once: the cost is per value, not per column.
+"""Typing every sampled column at once: Arrow's own inference first, lossless checks only where needed.
 
-A sampled piece is read as bytes (one Arrow column per CSV column). Typing it column by column
-costs ~10 Arrow calls per column, which dominates on a 10,000-column file with few rows. Here all
-columns are laid end to end in one array, the checks of `labship.compress.types` run once over
-it (booleans, integers, decimals, leading zeros, significant digits, ISO-looking timestamps), and
-one `group_by` folds them per column; only the rare columns that need a closer look (integers of
-19+ digits, long decimals, timestamp candidates) are cast one by one. Integer ranges and distinct
-strings (for the dictionary choice) are computed the same way.
+A sampled piece is read twice by Arrow's CSV reader, in C++ and linear in the column count: once as
+bytes (the source text) and once with Arrow's type inference (only `true`/`false` count as
+booleans). Arrow's guess decides which columns need a closer look, so the costly per-value checks
+run only on the few columns that could lose a value:
+
+- null, boolean, text and invalid UTF-8 (binary) guesses are taken as they are (a text column whose
+  first value looks like an ISO date is looked at closely, in case a timestamp type holds it);
+- integer guesses must survive the round trip text -> int64 -> text unchanged (`08123`, `+5` fail);
+- float guesses must look like plain decimals (no `inf`, no leading zero) of at most 15 characters
+  (hence at most 15 significant digits, which float64 holds exactly);
+- columns that fail, and every other guess (timestamps, dates, times), are typed value by value by
+  `labship.compress.types.infer`.
+
+The vectorised checks lay the candidate columns end to end in one array and fold them per column
+with one `group_by`, so a 10,000-column file costs a handful of Arrow calls, not 10,000 of them.
+Measured on 2.2 MB of flight records (19 columns): 0.35 s with regex checks over every value, ~0.05 s
+this way (two reads of ~0.02 s each and the checks of the 14 integer columns).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -20,8 +31,8 @@ from labship.compress import types as lossless
 
 DICTIONARY_MAX_DISTINCT = 1000
 EXAMPLES = 1000
-ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-CHECKS = ("boolean", "integer", "decimal", "leading_zero", "long_integer", "iso_date")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+SHORT_DECIMAL = lossless.FLOAT64_EXACT_DIGITS  # characters: a text this short has <= 15 digits
 
 
 @dataclass
@@ -36,105 +47,71 @@ class ColumnFacts:
     examples: list[str] = field(default_factory=list)
 
 
-def _column_ids(columns: int, rows: int) -> pa.Array:
+def _array(column: pa.ChunkedArray) -> pa.Array:
+    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+
+
+def _stack(columns: list[pa.ChunkedArray], data_type: pa.DataType) -> tuple[pa.Array, pa.Array]:
+    """The columns end to end as one array, and the position of each value's column in the list."""
+    arrays = [_array(column) for column in columns]
+    lengths = [len(array) for array in arrays]
     try:
         import numpy as np
-    except ImportError:  # pragma: no cover - numpy comes with pandas/pyarrow extras almost always
-        return pa.array([index for index in range(columns) for _ in range(rows)], pa.int32())
-    return pa.array(np.repeat(np.arange(columns, dtype=np.int32), rows))
+
+        ids = pa.array(np.repeat(np.arange(len(arrays), dtype=np.int32), lengths))
+    except ImportError:  # pragma: no cover - numpy comes with pyarrow's pandas support almost always
+        ids = pa.array([index for index, length in enumerate(lengths) for _ in range(length)], pa.int32())
+    return pa.concat_arrays(arrays).cast(data_type), ids
 
 
-def _flat(raw: pa.Table) -> tuple[pa.Array, list[int]]:
-    """All columns end to end as one binary array, and the indices of columns that are not UTF-8."""
-    chunks = [
-        column.combine_chunks() if column.num_chunks != 1 else column.chunk(0) for column in raw.columns
-    ]
-    flat = (
-        pa.concat_arrays([chunk.cast(pa.binary()) for chunk in chunks])
-        if chunks
-        else pa.array([], pa.binary())
+def _fold(ids: pa.Array, checks: dict[str, pa.Array], kind: str) -> dict[int, dict[str, object]]:
+    """Per column position: the `kind` aggregate ("all", "min", ...) of each check."""
+    grouped = (
+        pa.table({"column": ids, **checks})
+        .group_by("column", use_threads=False)
+        .aggregate([(name, kind) for name in checks])
     )
-    try:
-        flat.cast(pa.string())
-        return flat, []
-    except pa.ArrowInvalid:
-        pass
-    invalid = []
-    for index, chunk in enumerate(chunks):
-        try:
-            chunk.cast(pa.string())
-        except pa.ArrowInvalid:
-            invalid.append(index)
-    return flat, invalid
+    return {row.pop("column"): row for row in grouped.to_pylist()}
 
 
-def _checks(text: pa.Array) -> dict[str, pa.Array]:
-    lowered = pc.utf8_lower(text)
-    integer = pc.match_substring_regex(text, lossless.INTEGER)
-    return {
-        "boolean": pc.is_in(lowered, value_set=pa.array(["true", "false"])),
-        "integer": integer,
-        "decimal": pc.match_substring_regex(text, lossless.DECIMAL),
-        "leading_zero": pc.match_substring_regex(text, lossless.LEADING_ZERO),
-        "long_integer": pc.and_(integer, pc.greater(pc.utf8_length(text), 18)),
-        "iso_date": pc.match_substring_regex(text, ISO_DATE),
-        # a non-integer of <= 16 characters has <= 15 digits (a "." or sign takes one): float64 is
-        # exact; longer ones get the exact significant-digit count, column by column
-        "length": pc.utf8_length(text),
+def _integers_hold(raw: list[pa.ChunkedArray], typed: list[pa.ChunkedArray]) -> list[bool]:
+    """Whether each integer guess gives back its text unchanged."""
+    text, ids = _stack(raw, pa.string())
+    numbers, _ = _stack(typed, pa.int64())
+    same = pc.equal(text, numbers.cast(pa.string()))
+    folded = _fold(ids, {"same": same}, "all")
+    return [folded.get(index, {}).get("same_all") is not False for index in range(len(raw))]
+
+
+def _floats_hold(raw: list[pa.ChunkedArray]) -> list[bool]:
+    """Whether each float guess is plain decimals short enough for float64 to keep every digit."""
+    text, ids = _stack(raw, pa.string())
+    checks = {
+        "plain": pc.match_substring_regex(text, lossless.DECIMAL),
+        "no_leading_zero": pc.invert(pc.match_substring_regex(text, lossless.LEADING_ZERO)),
+        "short": pc.less_equal(pc.utf8_length(text), SHORT_DECIMAL),
     }
+    folded = _fold(ids, checks, "all")
+    return [all(value is not False for value in folded.get(index, {}).values()) for index in range(len(raw))]
 
 
-def _summaries(text: pa.Array, ids: pa.Array) -> dict[int, dict[str, object]]:
-    """Per column: count of values and whether every/any value passes each check."""
-    valid = pc.is_valid(text)
-    table = pa.table({"column": ids, **_checks(text)}).filter(valid)
-    aggregations = [
-        (name, "all" if name != "leading_zero" and name != "long_integer" else "any") for name in CHECKS
+def _integer_ranges(typed: list[pa.ChunkedArray]) -> list[tuple[int | None, int | None]]:
+    numbers, ids = _stack(typed, pa.int64())
+    grouped = pa.table({"column": ids, "value": numbers}).group_by("column", use_threads=False)
+    bounds = {
+        row["column"]: row for row in grouped.aggregate([("value", "min"), ("value", "max")]).to_pylist()
+    }
+    return [
+        (bounds[index]["value_min"], bounds[index]["value_max"]) if index in bounds else (None, None)
+        for index in range(len(typed))
     ]
-    grouped = table.group_by("column", use_threads=False).aggregate(
-        [*aggregations, ("length", "max"), ("column", "count")]
-    )
-    summaries = {}
-    for row in grouped.to_pylist():
-        summaries[row["column"]] = {
-            **{name: row[f"{name}_{kind}"] for name, kind in aggregations},
-            "length": row["length_max"],
-            "count": row["column_count"],
-        }
-    return summaries
 
 
-def _decide(summary: dict[str, object] | None, text: pa.Array) -> pa.DataType:
-    """The lossless type of one column from its summary (a closer look only where needed)."""
-    if not summary:
-        return pa.null()
-    if summary["boolean"]:
-        return pa.bool_()
-    if summary["decimal"]:
-        if summary["leading_zero"]:
-            return pa.string()
-        if summary["integer"] and not summary["long_integer"]:
-            return pa.int64()
-        if not summary["integer"] and (summary["length"] or 0) <= lossless.FLOAT64_EXACT_DIGITS + 1:  # type: ignore[operator]
-            return pa.float64()
-        return lossless.infer(pa.chunked_array([text]))  # 19+ digit integers, long decimals
-    if summary["iso_date"]:
-        return lossless.infer(pa.chunked_array([text]))
-    return pa.string()
-
-
-def _integer_ranges(text: pa.Array, ids: pa.Array, columns: list[int]) -> dict[int, tuple[int, int]]:
-    mask = pc.and_(pc.is_in(ids, value_set=pa.array(columns, pa.int32())), pc.is_valid(text))
-    table = pa.table({"column": pc.filter(ids, mask), "value": pc.filter(text, mask).cast(pa.int64())})
-    grouped = table.group_by("column", use_threads=False).aggregate([("value", "min"), ("value", "max")])
-    return {row["column"]: (row["value_min"], row["value_max"]) for row in grouped.to_pylist()}
-
-
-def _distinct(text: pa.Array, ids: pa.Array, columns: list[int]) -> dict[int, set[str]]:
-    """Distinct strings of the text columns that have at most DICTIONARY_MAX_DISTINCT of them."""
-    mask = pc.is_in(ids, value_set=pa.array(columns, pa.int32()))
+def _distinct(texts: list[pa.ChunkedArray]) -> list[set[str] | None]:
+    """Distinct strings of each column, or None when it has more than DICTIONARY_MAX_DISTINCT."""
+    values, ids = _stack(texts, pa.string())
     pairs = (
-        pa.table({"column": pc.filter(ids, mask), "value": pc.filter(text, mask)})
+        pa.table({"column": ids, "value": values})
         .group_by(["column", "value"], use_threads=False)
         .aggregate([])
     )
@@ -143,43 +120,81 @@ def _distinct(text: pa.Array, ids: pa.Array, columns: list[int]) -> dict[int, se
     )
     few = [row["column"] for row in counts.to_pylist() if row["value_count"] <= DICTIONARY_MAX_DISTINCT]
     chosen = pairs.filter(pc.is_in(pairs.column("column"), value_set=pa.array(few, pa.int32())))
-    distinct: dict[int, set[str]] = {column: set() for column in few}
+    found: list[set[str] | None] = [None] * len(texts)
+    for index in few:
+        found[index] = set()
     for column, value in zip(
         chosen.column("column").to_pylist(), chosen.column("value").to_pylist(), strict=True
     ):
-        distinct[column].add(value)
-    return distinct
+        found[column].add(value)  # type: ignore[union-attr]
+    return found
 
 
-def sample_table(raw: pa.Table, *, examples: bool) -> list[ColumnFacts]:
-    """Facts per column of a sampled piece read as bytes (see the module docstring)."""
-    rows, width = raw.num_rows, raw.num_columns
-    if width == 0:
+def _looks_like_date(column: pa.ChunkedArray) -> bool:
+    values = column.drop_null()
+    return len(values) > 0 and ISO_DATE.match(values[0].as_py()) is not None
+
+
+def _taken_as_guessed(data_type: pa.DataType, column: pa.ChunkedArray) -> bool:
+    if pa.types.is_string(data_type):
+        return not _looks_like_date(column)
+    return pa.types.is_null(data_type) or pa.types.is_boolean(data_type) or pa.types.is_binary(data_type)
+
+
+def _guess(raw: pa.Table, typed: pa.Table) -> tuple[list[pa.DataType | None], list[int], list[int]]:
+    """Types taken from Arrow's guess (None: look closer), and the integer and float candidates."""
+    guesses: list[pa.DataType | None] = []
+    integers, floats = [], []
+    for index, column in enumerate(typed.columns):
+        data_type = column.type
+        if pa.types.is_integer(data_type):
+            integers.append(index)
+            guesses.append(pa.int64())
+        elif pa.types.is_floating(data_type):
+            floats.append(index)
+            guesses.append(pa.float64())
+        else:
+            guesses.append(data_type if _taken_as_guessed(data_type, column) else None)
+    return guesses, integers, floats
+
+
+def _check_numbers(
+    raw: pa.Table, typed: pa.Table, guesses: list[pa.DataType | None], integers: list[int], floats: list[int]
+) -> None:
+    """Clear the guesses of integer and float columns whose text would change (see the docstring)."""
+    if integers:
+        held = _integers_hold([raw.column(i) for i in integers], [typed.column(i) for i in integers])
+        for index, ok in zip(integers, held, strict=True):
+            guesses[index] = guesses[index] if ok else None
+    if floats:
+        for index, ok in zip(floats, _floats_hold([raw.column(i) for i in floats]), strict=True):
+            guesses[index] = guesses[index] if ok else None
+
+
+def sample_table(raw: pa.Table, typed: pa.Table, *, examples: bool) -> list[ColumnFacts]:
+    """Facts per column of a sampled piece, read as bytes (`raw`) and with Arrow's inference (`typed`)."""
+    if raw.num_columns == 0:
         return []
-    flat, invalid = _flat(raw)
-    ids = _column_ids(width, rows)
-    text = flat.cast(pa.string(), safe=False) if not invalid else _blank_invalid(flat, ids, invalid)
-    summaries = _summaries(text, ids) if rows else {}
+    guesses, integers, floats = _guess(raw, typed)
+    _check_numbers(raw, typed, guesses, integers, floats)
     facts = []
-    for index in range(width):
-        column_text = text.slice(index * rows, rows)
-        data_type = pa.binary() if index in invalid else _decide(summaries.get(index), column_text)
-        count = int(summaries.get(index, {}).get("count", 0) or 0)  # type: ignore[call-overload]
-        facts.append(ColumnFacts(data_type, values=count))
-    integers = [index for index, item in enumerate(facts) if pa.types.is_integer(item.data_type)]
-    for index, (low, high) in (_integer_ranges(text, ids, integers) if integers else {}).items():
-        facts[index].minimum, facts[index].maximum = low, high
+    for index, guess in enumerate(guesses):
+        column = raw.column(index)
+        data_type = guess if guess is not None else lossless.infer(column.cast(pa.string()))
+        facts.append(ColumnFacts(data_type, values=len(column) - column.null_count))
+    kept_integers = [index for index in integers if pa.types.is_integer(facts[index].data_type)]
+    if kept_integers:
+        ranges = _integer_ranges([typed.column(index) for index in kept_integers])
+        for index, (low, high) in zip(kept_integers, ranges, strict=True):
+            facts[index].minimum, facts[index].maximum = low, high
     strings = [index for index, item in enumerate(facts) if pa.types.is_string(item.data_type)]
-    for index, values in (_distinct(text, ids, strings) if strings else {}).items():
-        facts[index].distinct = values
-    if examples:
-        for index in strings:
-            column_text = text.slice(index * rows, min(rows, EXAMPLES)).drop_null()
-            facts[index].examples = [value for value in column_text.to_pylist() if value]
+    if strings:
+        texts = [raw.column(index).cast(pa.string()) for index in strings]
+        for index, values in zip(strings, _distinct(texts), strict=True):
+            facts[index].distinct = values
+        if examples:
+            for index, text in zip(strings, texts, strict=True):
+                facts[index].examples = [
+                    value for value in text.slice(0, EXAMPLES).drop_null().to_pylist() if value
+                ]
     return facts
-
-
-def _blank_invalid(flat: pa.Array, ids: pa.Array, invalid: list[int]) -> pa.Array:
-    """The text of the valid columns; the invalid UTF-8 columns' values become null."""
-    bad = pc.is_in(ids, value_set=pa.array(invalid, pa.int32()))
-    return pc.if_else(bad, pa.scalar(None, pa.binary()), flat).cast(pa.string())
