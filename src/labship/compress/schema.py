@@ -213,9 +213,14 @@ def _sample_slices(path: Path, dialect: Dialect, budget: int) -> Iterator[bytes]
                 yield data[start:end]
 
 
-def _read_piece(data: bytes, header: SourceHeader, *, skip_header: bool, typed: bool) -> pa.Table:
-    """One sampled piece as bytes, or with Arrow's inference (only true/false read as booleans)."""
+def _read_piece(
+    data: bytes, header: SourceHeader, columns: list[str], *, skip_header: bool, typed: bool
+) -> pa.Table:
+    """The `columns` of one sampled piece as bytes, or with Arrow's inference (only true/false read
+    as booleans)."""
     names = list(header.names)
+    options = lossless.sampling_options(None if typed else columns)
+    options.include_columns = columns
     return pacsv.read_csv(
         pa.py_buffer(data),
         read_options=pacsv.ReadOptions(
@@ -227,31 +232,39 @@ def _read_piece(data: bytes, header: SourceHeader, *, skip_header: bool, typed: 
         parse_options=header.dialect.parse_options(
             newlines_in_values=True, invalid_row_handler=lambda _row: "skip"
         ),
-        convert_options=lossless.sampling_options(None if typed else names),
+        convert_options=options,
     )
 
 
 def _facts(
-    data: bytes, header: SourceHeader, *, skip_header: bool, examples: bool
+    data: bytes, header: SourceHeader, columns: list[str], *, skip_header: bool, examples: bool
 ) -> list[ColumnFacts] | None:
     """The facts of one piece, or None when it does not parse (a slice that starts inside a quoted
     field; the conversion checks every value anyway)."""
     try:
-        raw = _read_piece(data, header, skip_header=skip_header, typed=False)
-        typed = _read_piece(data, header, skip_header=skip_header, typed=True)
+        raw = _read_piece(data, header, columns, skip_header=skip_header, typed=False)
+        typed = _read_piece(data, header, columns, skip_header=skip_header, typed=True)
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
     return sample_table(raw, typed, examples=examples)
 
 
 def sample_file(
-    path: Path, header: SourceHeader, *, budget: int = SAMPLE_FILE_BYTES, examples: bool = False
+    path: Path,
+    header: SourceHeader,
+    *,
+    budget: int = SAMPLE_FILE_BYTES,
+    examples: bool = False,
+    columns: list[str] | None = None,
 ) -> dict[str, ColumnSample]:
-    """Types, integer ranges and distinct strings per column, from the head and slices of the file.
+    """Types, integer ranges and distinct strings per column (of `columns`, default all), from the
+    head and slices of the file.
 
     The pieces are read as one buffer (Arrow's per-call cost paid once, which matters on wide
     files); when that fails, piece by piece, skipping the pieces that do not parse."""
-    names = list(header.names)
+    names = list(header.names) if columns is None else columns
+    if not names:
+        return {}  # (Arrow reads an empty include_columns as "all of them")
     samples = [ColumnSample() for _ in names]
     newline = header.dialect.newline
     pieces = [
@@ -260,12 +273,16 @@ def sample_file(
         if piece
     ]
     skip_header = bool(header.dialect.header)
-    found = _facts(b"".join(pieces), header, skip_header=skip_header, examples=examples) if pieces else None
+    found = (
+        _facts(b"".join(pieces), header, names, skip_header=skip_header, examples=examples)
+        if pieces
+        else None
+    )
     per_piece = (
         [found]
         if found is not None
         else [
-            _facts(piece, header, skip_header=skip_header and index == 0, examples=examples)
+            _facts(piece, header, names, skip_header=skip_header and index == 0, examples=examples)
             for index, piece in enumerate(pieces)
         ]
     )
@@ -332,6 +349,16 @@ class _Look:
     error: CompressError | None = None
 
 
+def sampled_columns(names: list[str], settings: Settings) -> list[str]:
+    """The columns of a file worth sampling: the ones the settings may keep (dropped ones are never
+    converted, so their types do not matter)."""
+    if settings.columns:
+        wanted = set(settings.columns) | set(settings.partition_by)
+        return [name for name in names if name in wanted]
+    dropped = set(settings.drop)
+    return [name for name in names if name not in dropped]
+
+
 def look_at(path: Path, settings: Settings, *, budget: int) -> _Look:
     """Detect the dialect, read the header and sample one source."""
     try:
@@ -341,7 +368,13 @@ def look_at(path: Path, settings: Settings, *, budget: int) -> _Look:
         return _Look(error=error)
     header = SourceHeader(tuple(names), dialect)
     try:
-        samples = sample_file(path, header, budget=budget, examples=bool(settings.timestamp_formats))
+        samples = sample_file(
+            path,
+            header,
+            budget=budget,
+            examples=bool(settings.timestamp_formats),
+            columns=sampled_columns(names, settings),
+        )
     except (EOFError, OSError, zlib.error, CompressError):
         samples = {}  # a damaged .gz: its conversion stops with the line where it breaks
     return _Look(header, renames, samples)
