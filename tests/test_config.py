@@ -89,6 +89,11 @@ def test_good_config_loads_from_a_subdirectory(tmp_path: Path) -> None:
             'types = { Station = "int32" }\ndrop = ["x"]',
             "set either `columns`",
         ),
+        (
+            'types = { Station = "int32" }',
+            'types = { Station = "int32" }\npack-mb = "big"',
+            "datasets.pems] pack-mb: must be 0 (one Parquet file per CSV) or a size in MB",
+        ),
     ],
 )
 def test_bad_settings_name_the_file_and_key(tmp_path: Path, replace: str, by: str, expected: str) -> None:

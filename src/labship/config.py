@@ -61,6 +61,7 @@ class Dataset:
     codec: str = "zstd"
     level: int | None = None
     on_bad_rows: str = "error"
+    pack_mb: int = 0  # 0: one Parquet file per CSV; N: CSV files packed into Parquet files of ~N MB of CSV
     # CSV dialect keys set in the table (delimiter, quote, escape, header, skip_lines, comment);
     # plain values, checked by labship.compress.dialect.DialectSettings
     dialect: dict[str, Any] = field(default_factory=dict)
@@ -233,6 +234,11 @@ def _dataset(reader: _Reader, name: str, root: Path) -> Dataset:
     level = reader.table.get("level")
     if level is not None and (not isinstance(level, int) or isinstance(level, bool)):
         reader.fail("level", "must be an integer, e.g. 3")
+    pack_mb = reader.table.get("pack-mb", 0)
+    if not isinstance(pack_mb, int) or isinstance(pack_mb, bool) or pack_mb < 0:
+        reader.fail(
+            "pack-mb", "must be 0 (one Parquet file per CSV) or a size in MB of CSV per file, e.g. 256"
+        )
     types = reader.table.get("types", {})
     if not isinstance(types, dict) or not all(isinstance(v, str) for v in types.values()):
         reader.fail("types", 'must be a table of column = "type", e.g. { Station = "int32" }')
@@ -248,6 +254,7 @@ def _dataset(reader: _Reader, name: str, root: Path) -> Dataset:
         codec=reader.choice("codec", CODECS, "zstd"),
         level=level,
         on_bad_rows=reader.choice("on-bad-rows", BAD_ROW_POLICIES, "error"),
+        pack_mb=pack_mb,
         dialect=_dialect(reader),
     )
 

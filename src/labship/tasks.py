@@ -35,6 +35,8 @@ def user_errors() -> Iterator[None]:
         "level": "compression level of the codec (zstd default 3)",
         "on_bad_rows": "error (default): stop at a bad row; skip: set bad rows aside in target/_rejected/",
         "partition_by": "comma list of columns: write a hive-partitioned dataset (COL=value/...)",
+        "pack_mb": "pack many small CSV files into Parquet files of about this many MB of CSV each "
+        "(0: one Parquet file per CSV, the default)",
         "report": "also write the report as JSON to this file",
         "jobs": "number of worker processes (default: one per CPU core)",
         "delimiter": "CSV delimiter: comma, semicolon, pipe or tab (default: detected per file)",
@@ -58,6 +60,7 @@ def compress(  # type: ignore[no-untyped-def]
     level=None,
     on_bad_rows=None,
     partition_by=None,
+    pack_mb=None,
     report=None,
     jobs=None,
     delimiter=None,
@@ -89,6 +92,7 @@ def compress(  # type: ignore[no-untyped-def]
             level=int(level) if level is not None else None,
             on_bad_rows=on_bad_rows,
             partition_by=names(partition_by),
+            pack_mb=_size_flag("--pack-mb", pack_mb),
             dialect=dialect_flags(delimiter, quote, escape, header, skip_lines, comment),
         )
         reports = engine.run(
@@ -102,6 +106,21 @@ def compress(  # type: ignore[no-untyped-def]
         )
     if source is None and overrides == engine.Overrides():
         record_lineage([report.name for report in reports])
+
+
+def _size_flag(flag: str, value: str | None) -> int | None:
+    """A non-negative integer flag, or a CompressError naming it."""
+    from labship import compress as engine
+
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise engine.CompressError(f"{flag} {value}: give a whole number of MB (0: one file per CSV)")
+    return number
 
 
 def dialect_flags(  # type: ignore[no-untyped-def]

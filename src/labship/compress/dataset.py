@@ -32,7 +32,8 @@ from labship._fs import clean_temporaries
 from labship.compress.cluster import LOCAL, run_on_cluster
 from labship.compress.errors import CompressError, Promotion, printable
 from labship.compress.manifest import Manifest
-from labship.compress.pipeline import FileResult, convert_file, use_lean_allocator
+from labship.compress.packing import Pack, group, packs_to_convert
+from labship.compress.pipeline import FileResult, convert_file, convert_pack, use_lean_allocator
 from labship.compress.report import DatasetReport, ProgressHook
 from labship.compress.schema import Plan, SourceHeader, plan_dataset, unify
 from labship.compress.settings import Settings, validate
@@ -55,22 +56,55 @@ class FileJob:
 
 
 @dataclass(frozen=True)
+class PackJob:
+    """Several sources written, in order, into one Parquet file (the packed layout)."""
+
+    name: str  # the output, relative to the target
+    members: tuple[FileJob, ...]
+
+    @property
+    def source(self) -> Path:
+        """The first member's source (for messages)."""
+        return self.members[0].source
+
+    @property
+    def relative(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
 class JobOutcome:
     """What a worker reports: a result, columns to widen, or an error message (exactly one)."""
 
     relative: str
     result: FileResult | None = None
+    more: tuple[FileResult, ...] = ()  # the other members' results of a pack
     promotions: dict[str, pa.DataType] = field(default_factory=dict)
     error: str | None = None
 
 
-def run_job(job: FileJob, on_progress: Callable[[int], None] | None = None) -> JobOutcome:
-    """Convert one source; every expected failure becomes an outcome naming the file."""
-    try:
-        result = convert_file(
-            job.source, job.relative, job.target, job.header, job.plan, job.settings, on_progress=on_progress
+def _convert_job(job: FileJob | PackJob, on_progress: Callable[[int], None] | None) -> JobOutcome:
+    if isinstance(job, PackJob):
+        first = job.members[0]
+        results = convert_pack(
+            [(member.source, member.relative, member.header) for member in job.members],
+            job.name,
+            first.target,
+            first.plan,
+            first.settings,
+            on_progress=on_progress,
         )
-        return JobOutcome(job.relative, result=result)
+        return JobOutcome(job.name, result=results[0], more=tuple(results[1:]))
+    result = convert_file(
+        job.source, job.relative, job.target, job.header, job.plan, job.settings, on_progress=on_progress
+    )
+    return JobOutcome(job.relative, result=result)
+
+
+def run_job(job: FileJob | PackJob, on_progress: Callable[[int], None] | None = None) -> JobOutcome:
+    """Convert one source (or pack); every expected failure becomes an outcome naming the file."""
+    try:
+        return _convert_job(job, on_progress)
     except Promotion as promotion:
         return JobOutcome(job.relative, promotions=promotion.changes)
     except CompressError as error:
@@ -174,19 +208,29 @@ class _Round:
         self.promotions: dict[str, pa.DataType] = {}
         self.results: dict[str, FileResult] = {}
 
-    def jobs(self) -> list[FileJob]:
+    def _file_job(self, relative: str) -> FileJob:
         data = self.dataset
+        source = data.sources[relative]
+        return FileJob(source, relative, data.target, data.headers[source], self.plan, data.settings)
+
+    def jobs(self) -> list[FileJob | PackJob]:
+        packs = self.dataset.packs
+        if not packs:
+            return [self._file_job(rel) for rel in self.order]
+        wanted = set(self.order)
+        chosen = [pack for pack in packs if wanted.intersection(pack.members)]
+        sizes = self.dataset.stats
+        chosen.sort(key=lambda pack: (-sum(sizes[rel].st_size for rel in pack.members), pack.name))
         return [
-            FileJob(
-                data.sources[rel], rel, data.target, data.headers[data.sources[rel]], self.plan, data.settings
-            )
-            for rel in self.order
+            PackJob(pack.name, tuple(self._file_job(rel) for rel in pack.members if rel in wanted))
+            for pack in chosen
         ]
 
     def record(self, outcome: JobOutcome) -> None:
         data = self.dataset
         if outcome.result is not None:
-            self.results[outcome.relative] = outcome.result
+            for result in (outcome.result, *outcome.more):
+                self.results[result.source] = result
         elif outcome.error is not None:
             data.report.errors.append(outcome.error)
         else:
@@ -314,6 +358,8 @@ class _Dataset:
         self.sources = find_sources(source, notes=report.notes, stats=self.stats)
         self.manifest = Manifest.load(target)
         self.headers: dict[Path, SourceHeader] = {}
+        sizes = {relative: self.stats[relative].st_size for relative in self.sources}
+        self.packs: list[Pack] = group(sizes, pack_bytes=settings.pack_bytes) if settings.pack_bytes else []
 
     def changed(self) -> list[str]:
         return [
@@ -426,6 +472,11 @@ def _plan_and_convert(
     if data.manifest.schema != plan.fingerprint() or data.manifest.settings != data.fingerprint:
         changed = list(data.sources)
     data.manifest.settings, data.manifest.schema = data.fingerprint, plan.fingerprint()
+    if data.packs:  # a pack is rewritten whole: every member of a pack with a changed member
+        recorded = {relative: entry.get("outputs") for relative, entry in data.manifest.files.items()}
+        changed = [
+            member for pack in packs_to_convert(data.packs, set(changed), recorded) for member in pack.members
+        ]
     for _round in range(MAX_ROUNDS):
         changed = [rel for rel in changed if data.sources[rel] in data.headers]  # empty files were skipped
         data.report.dialects = {rel: data.headers[data.sources[rel]].dialect.describe() for rel in changed}

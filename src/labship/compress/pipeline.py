@@ -141,6 +141,57 @@ def _record_blocks(source: Path, header: SourceHeader, settings: Settings) -> It
     yield from blocks
 
 
+def _feed(
+    source: Path, parser: BlockParser, taker: _Pump, settings: Settings, parsers: ThreadPoolExecutor
+) -> None:
+    """Read one source's blocks and parse them (PARSE_THREADS at once) into `taker`, in order."""
+    parsing: deque[tuple[Future[ParsedBlock], int]] = deque()
+    try:
+        for block in _record_blocks(source, parser.header, settings):
+            if taker.writer.failure is not None:
+                break
+            if len(block):  # an empty block: a header-only file
+                parsing.append((parsers.submit(parser.parse, block, threads=False), len(block)))
+            while len(parsing) > PARSE_THREADS:
+                future, size = parsing.popleft()
+                taker.take(future.result(), size)
+        while parsing and taker.writer.failure is None:
+            future, size = parsing.popleft()
+            taker.take(future.result(), size)
+    finally:
+        for future, _size in parsing:
+            future.cancel()
+
+
+def pump_all(
+    members: list[tuple[Path, BlockParser, RejectedRows]],
+    sink: Sink,
+    settings: Settings,
+    on_progress: Callable[[int], None] | None,
+) -> list[int]:
+    """Read, parse and write sources one after the other into one sink (row groups span sources);
+    return the rows each one wrote."""
+    use_lean_allocator()
+    writer = _Writer(sink)
+    taker = _Pump(writer, members[0][2], settings, on_progress)
+    rows = []
+    try:
+        with ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="csv-parse") as parsers:
+            for source, parser, rejected in members:
+                taker.rejected, before = rejected, taker.rows
+                _feed(source, parser, taker, settings, parsers)
+                rows.append(taker.rows - before)
+                if writer.failure is not None:
+                    break
+        if writer.failure is None:
+            taker.flush()
+    finally:
+        writer.close()
+    if writer.failure is not None:
+        raise writer.failure
+    return rows
+
+
 def pump(
     source: Path,
     parser: BlockParser,
@@ -150,32 +201,7 @@ def pump(
     on_progress: Callable[[int], None] | None,
 ) -> int:
     """Read, parse (PARSE_THREADS at once) and write one source; return the rows written."""
-    use_lean_allocator()
-    writer = _Writer(sink)
-    taker = _Pump(writer, rejected, settings, on_progress)
-    parsing: deque[tuple[Future[ParsedBlock], int]] = deque()
-    try:
-        with ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="csv-parse") as parsers:
-            for block in _record_blocks(source, parser.header, settings):
-                if writer.failure is not None:
-                    break
-                if len(block):  # an empty block: a header-only file
-                    parsing.append((parsers.submit(parser.parse, block, threads=False), len(block)))
-                while len(parsing) > PARSE_THREADS:
-                    future, size = parsing.popleft()
-                    taker.take(future.result(), size)
-            while parsing and writer.failure is None:
-                future, size = parsing.popleft()
-                taker.take(future.result(), size)
-        if writer.failure is None:
-            taker.flush()
-    finally:
-        for future, _size in parsing:
-            future.cancel()
-        writer.close()
-    if writer.failure is not None:
-        raise writer.failure
-    return taker.rows
+    return pump_all([(source, parser, rejected)], sink, settings, on_progress)[0]
 
 
 def make_sink(target: Path, relative: str, plan: Plan, settings: Settings, columns: list[str]) -> Sink:
@@ -236,3 +262,85 @@ def convert_file(
             for staged, final in [*outputs, *side]
         ],
     )
+
+
+def _shares(total: int | float, weights: list[int]) -> list[int | float]:
+    """`total` split in proportion to `weights` (integers sum exactly to an integer total)."""
+    whole = sum(weights) or 1
+    if isinstance(total, int):
+        cuts = [total * sum(weights[: index + 1]) // whole for index in range(len(weights))]
+        return [cut - previous for cut, previous in zip(cuts, [0, *cuts[:-1]], strict=True)]
+    return [total * weight / whole for weight in weights]
+
+
+def convert_pack(
+    members: list[tuple[Path, str, SourceHeader]],
+    name: str,
+    target: Path,
+    plan: Plan,
+    settings: Settings,
+    *,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[FileResult]:
+    """Convert several sources, in order, into one Parquet file `name` (the packed layout); one
+    result per source, the output's bytes and time shared in proportion to their CSV bytes."""
+    started = time.perf_counter()
+    parsers = [BlockParser(source, header, plan, settings) for source, _rel, header in members]
+    rejected = [
+        RejectedRows(target / rejected_name(relative), list(header.names))
+        for _src, relative, header in members
+    ]
+    sink = FileSink(
+        target / name,
+        output_schema(plan, parsers[0].columns),
+        write_options(plan, settings, parsers[0].columns),
+    )
+    sizes = [source.stat().st_size for source, _rel, _header in members]
+    reported = [0]
+
+    def progress(count: int) -> None:
+        reported[0] += count
+        if on_progress is not None:
+            on_progress(count)
+
+    plain = not any(source.name.endswith(".gz") for source, _rel, _header in members)
+    try:
+        rows = pump_all(
+            [
+                (source, parser, side)
+                for (source, _rel, _h), parser, side in zip(members, parsers, rejected, strict=True)
+            ],
+            sink,
+            settings,
+            progress if plain else None,
+        )
+        outputs = sink.commit(sum(rows), target / name)
+        if on_progress is not None and sum(sizes) > reported[0]:
+            on_progress(sum(sizes) - reported[0])
+        sides = [side.finish() for side in rejected]
+    except BaseException:
+        sink.abandon()
+        for side in rejected:
+            side.abandon()
+        raise
+    [(staged, final)] = outputs
+    parquet = _shares(staged.stat().st_size, sizes)
+    seconds = _shares(time.perf_counter() - started, sizes)
+    return [
+        FileResult(
+            source=relative,
+            outputs=[name],
+            rows=count,
+            rejected=side.count,
+            csv_bytes=size,
+            parquet_bytes=int(parquet_bytes),
+            seconds=float(spent),
+            staged=[
+                (a.relative_to(target).as_posix(), b.relative_to(target).as_posix())
+                for a, b in ([(staged, final)] if index == 0 else []) + list(side_pairs)
+            ],
+        )
+        for index, ((_src, relative, _h), count, side, side_pairs, size, parquet_bytes, spent) in enumerate(
+            zip(members, rows, rejected, sides, sizes, parquet, seconds, strict=True)
+        )
+    ]

@@ -53,6 +53,7 @@ class Settings:
     on_bad_rows: str = "error"
     block_bytes: int = BLOCK_BYTES
     row_group_rows: int = ROW_GROUP_ROWS
+    pack_bytes: int = 0  # 0: one Parquet file per CSV; else CSV bytes per packed Parquet file
     dialect: DialectSettings = field(default_factory=DialectSettings)
     origin: str = "options"  # where the settings came from, for error messages
 
@@ -112,6 +113,13 @@ def validate(settings: Settings) -> None:
         raise CompressError(f"{settings.origin}: give either columns (keep these) or drop, not both")
     if settings.block_bytes < 1 or settings.row_group_rows < 1:
         raise CompressError(f"{settings.origin}: block and row-group sizes must be positive")
+    if settings.pack_bytes < 0:
+        raise CompressError(f"{settings.origin}: pack-mb must be 0 (one file per CSV) or a positive size")
+    if settings.pack_bytes and settings.partition_by:
+        raise CompressError(
+            f"{settings.origin}: pack-mb and partition-by cannot be combined (a partitioned dataset "
+            "already groups rows by value); drop one of them"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,6 +132,7 @@ class Overrides:
     level: int | None = None
     on_bad_rows: str | None = None
     partition_by: tuple[str, ...] = ()
+    pack_mb: int | None = None
     dialect: DialectSettings = field(default_factory=DialectSettings)
 
 
@@ -144,6 +153,8 @@ def settings_for(dataset: Any, overrides: Overrides, *, origin: str) -> Settings
         codec=overrides.codec or getattr(dataset, "codec", "zstd"),
         level=overrides.level if overrides.level is not None else getattr(dataset, "level", None),
         on_bad_rows=overrides.on_bad_rows or getattr(dataset, "on_bad_rows", "error"),
+        pack_bytes=(overrides.pack_mb if overrides.pack_mb is not None else getattr(dataset, "pack_mb", 0))
+        << 20,
         dialect=dialect,
         origin=origin,
     )
