@@ -18,8 +18,10 @@ Inputs (generated once per scale, cached in benchmarks/data/, gitignored; `--cle
 
 Each engine runs in its own subprocess (fresh interpreter, warm page cache): wall time around it,
 CPU = user+system of the process tree, peak RSS = largest sum of RSS over the tree polled every 20 ms
-(psutil). labship: `compress_dataset(jobs=2)` (one Parquet per CSV, the default layout); DuckDB:
-`COPY (SELECT ... FROM read_csv(glob)) TO file (FORMAT parquet, COMPRESSION zstd)`; Polars:
+(psutil), peak PSS = the same with PSS (proportional set size: a page shared by n processes counts 1/n
+in each; the sum of RSS counts pyarrow's libraries once per worker process, PSS once in all).
+labship: `compress_dataset(jobs=2)` (one Parquet per CSV, the default layout; `labship-packed`: the
+packed layout, `pack-mb = 256`); DuckDB: `COPY (SELECT ... FROM read_csv(glob)) TO file (FORMAT parquet, COMPRESSION zstd)`; Polars:
 `scan_csv(glob, infer_schema_length=10000).select(...).sink_parquet(compression="zstd")`. Row counts of
 every output are compared. Ratios are labship's value divided by the engine's (< 1: labship wins).
 """
@@ -74,7 +76,8 @@ PEMS_SUBSET = [
 PEMS_TIMESTAMP = "%m/%d/%Y %H:%M:%S"
 WIDE_BYTES = 64 << 20
 WIDE_COLUMNS = (10_000, 50)
-ENGINES = ("labship", "duckdb", "polars")
+ENGINES = ("labship", "labship-packed", "duckdb", "polars")
+PACK_BYTES = 256 << 20  # labship-packed: pack-mb = 256
 
 
 @dataclass
@@ -206,10 +209,13 @@ def run_engine(
     engine: str, source: Path, output: Path, columns: list[str] | None, formats: list[str]
 ) -> None:
     csv_glob = str(source / "*.csv")
-    if engine == "labship":
+    if engine in ("labship", "labship-packed"):
         from labship.compress import Settings, compress_dataset
 
-        settings = Settings(columns=tuple(columns or ()), timestamp_formats=tuple(formats))
+        pack_bytes = PACK_BYTES if engine == "labship-packed" else 0
+        settings = Settings(
+            columns=tuple(columns or ()), timestamp_formats=tuple(formats), pack_bytes=pack_bytes
+        )
         compress_dataset("bench", source, output, settings, jobs=2)
     elif engine == "duckdb":
         import duckdb
@@ -252,31 +258,32 @@ def _rows(path: Path) -> int:
     return sum(pq.read_metadata(p).num_rows for p in files if not p.name.startswith("."))
 
 
-def _watch(process: object, timeout: float) -> tuple[int | str, float, int]:
-    """Wait for a psutil.Popen; return (exit status, CPU seconds of the tree, peak RSS of the tree).
+def _watch(process: object, timeout: float) -> tuple[int | str, float, int, int]:
+    """Wait for a psutil.Popen; return (exit status, CPU seconds, peak RSS and peak PSS of the tree).
     A run longer than `timeout` seconds is killed (with its children) and reported as "timeout"."""
     import psutil
 
-    peak, cpu_seen = 0, {}
+    peak, peak_pss, cpu_seen = 0, 0, {}
     deadline = time.monotonic() + timeout
     while True:
         if time.monotonic() > deadline:
             for member in [*process.children(recursive=True), process]:  # type: ignore[attr-defined]
                 member.kill()
             os.waitpid(process.pid, 0)  # type: ignore[attr-defined]
-            return f"timeout after {timeout:.0f} s", 0.0, peak
+            return f"timeout after {timeout:.0f} s", 0.0, peak, peak_pss
         pid, code, usage = os.wait4(process.pid, os.WNOHANG)  # type: ignore[attr-defined]
         if pid:
             cpu = max(usage.ru_utime + usage.ru_stime, sum(cpu_seen.values()))
-            return os.waitstatus_to_exitcode(code), cpu, peak
+            return os.waitstatus_to_exitcode(code), cpu, peak, peak_pss
         try:
             tree = [process, *process.children(recursive=True)]  # type: ignore[attr-defined]
-            rss = 0
+            rss = pss = 0
             for member in tree:
-                rss += member.memory_info().rss
+                memory = member.memory_full_info()
+                rss, pss = rss + memory.rss, pss + getattr(memory, "pss", memory.rss)
                 times = member.cpu_times()
                 cpu_seen[member.pid] = times.user + times.system
-            peak = max(peak, rss)
+            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
         except psutil.Error:
             pass
         time.sleep(0.02)
@@ -303,12 +310,12 @@ def measure(engine: str, case: Case, output: Path, timeout: float) -> dict[str, 
     if case.timestamp_formats:
         command += ["--formats", json.dumps(case.timestamp_formats)]
     started = time.perf_counter()
-    code, cpu, peak = _watch(psutil.Popen(command, stdout=subprocess.DEVNULL), timeout)
+    code, cpu, peak, peak_pss = _watch(psutil.Popen(command, stdout=subprocess.DEVNULL), timeout)
     wall = time.perf_counter() - started
     result: dict[str, object] = {"case": case.name, "engine": engine, "csv_bytes": _size(case.source)}
     if code != 0:
         return {**result, "error": code if isinstance(code, str) else f"exit status {code}"}
-    result.update(wall=wall, cpu=cpu, rss=peak, bytes=_size(output), rows=_rows(output))
+    result.update(wall=wall, cpu=cpu, rss=peak, pss=peak_pss, bytes=_size(output), rows=_rows(output))
     shutil.rmtree(output, ignore_errors=True)
     output.unlink(missing_ok=True)
     return result
@@ -320,19 +327,19 @@ def measure(engine: str, case: Case, output: Path, timeout: float) -> dict[str, 
 def print_table(results: list[dict[str, object]]) -> None:
     """Markdown table; the last columns are labship's value divided by this engine's (< 1: labship wins)."""
     print(
-        "\n| case | engine | CSV MB | wall s | CPU s | peak RSS MB | output MB | ratio | s/MB |"
-        " labship/engine wall | RSS | size |"
+        "\n| case | engine | CSV MB | wall s | CPU s | peak RSS MB | peak PSS MB | output MB | ratio | s/MB |"
+        " labship/engine wall | CPU | RSS | PSS | size |"
     )
-    print("|---" * 12 + "|")
+    print("|---" * 15 + "|")
     by_key = {(r["case"], r["engine"]): r for r in results}
     for r in results:
         if "wall" not in r:
-            print(f"| {r['case']} | {r['engine']} | {r['error']} |" + " |" * 9)
+            print(f"| {r['case']} | {r['engine']} | {r['error']} |" + " |" * 12)
             continue
         ours = by_key.get((r["case"], "labship"), {})
-        ratios = ["", "", ""]
+        ratios = ["", "", "", "", ""]
         if "wall" in ours and r["engine"] != "labship":
-            ratios = [f"{ours[key] / r[key]:.2f}" for key in ("wall", "rss", "bytes")]  # type: ignore[operator]
+            ratios = [f"{ours[key] / r[key]:.2f}" for key in ("wall", "cpu", "rss", "pss", "bytes")]  # type: ignore[operator]
         mb = r["csv_bytes"] / 1e6  # type: ignore[operator]
         cells = [
             str(r["case"]),
@@ -341,6 +348,7 @@ def print_table(results: list[dict[str, object]]) -> None:
             f"{r['wall']:.1f}",
             f"{r['cpu']:.1f}",
             f"{r['rss'] / 1e6:.0f}",  # type: ignore[operator]
+            f"{r['pss'] / 1e6:.0f}",  # type: ignore[operator]
             f"{r['bytes'] / 1e6:.1f}",  # type: ignore[operator]
             f"{r['csv_bytes'] / r['bytes']:.1f}x",  # type: ignore[operator]
             f"{r['wall'] / mb:.3f}",  # type: ignore[operator]
@@ -372,7 +380,7 @@ def main() -> int:
     )
     parser.add_argument("--scale", type=float, default=1.0, help="input size factor (1 = ~1 GB of flights)")
     parser.add_argument(
-        "--engines", default=",".join(ENGINES), help="comma list: labship,duckdb,polars,pandas"
+        "--engines", default=",".join(ENGINES), help="comma list: labship,labship-packed,duckdb,polars,pandas"
     )
     parser.add_argument("--cases", default="", help="comma list of case-name prefixes (default: all)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds one engine may take on one case")

@@ -5,7 +5,8 @@ Parquet version of the same sample data, through labship.data (what `invoke data
     .venv/bin/python benchmarks/bench_data.py --files 5     # quick look
 
 Data: `labship.sample` CSV (all 52 columns), and its Parquet made by `invoke compress` (labship's
-engine, default zstd, every column kept). Each version lives in its own DVC repository
+engine, default zstd, every column kept), once per CSV file ("Parquet") and once in the packed
+layout (`--pack-mb`, "packed": the same rows in a few files). Each version lives in its own DVC repository
 (`dvc add`). Servers run on 127.0.0.1 and share the machine's cores with the client, so network
 latency and bandwidth are not part of these numbers: the transfer estimate at the experiment's
 uplink is printed next to them. Each timing is the median of --repeat runs; before each push the
@@ -56,16 +57,30 @@ target = "data/processed/pems"
 """
 
 
-def build_versions(work: Path, files: int, rows: int) -> dict[str, Path]:
-    """Two DVC repositories: `csv` tracks the raw CSV directory, `parquet` its compressed copy."""
+def build_versions(work: Path, files: int, rows: int, pack_mb: int) -> dict[str, Path]:
+    """Three DVC repositories: `csv` tracks the raw CSV directory, `parquet` its compressed copy (one
+    file per CSV), `packed` the packed layout."""
     source = work / "source"
     source.mkdir(parents=True)
     (source / "pyproject.toml").write_text(PYPROJECT)
     (source / "tasks.py").write_text("from labship.tasks import namespace\n\nns = namespace()\n")
     write_traffic_csv(source / "data" / "raw" / "pems", files=files, rows_per_file=rows)
     run(source, str(VENV_BIN / "invoke"), "compress", "--dataset", "pems")
+    run(
+        source,
+        str(VENV_BIN / "invoke"),
+        "compress",
+        "--source=data/raw/pems",
+        "--target=data/processed/packed",
+        f"--pack-mb={pack_mb}",
+    )
     repos = {}
-    for version, directory in (("csv", "data/raw/pems"), ("parquet", "data/processed/pems")):
+    versions = (
+        ("csv", "data/raw/pems"),
+        ("parquet", "data/processed/pems"),
+        ("packed", "data/processed/packed"),
+    )
+    for version, directory in versions:
         repo = work / version
         repo.mkdir()
         shutil.copytree(source / directory, repo / "data")
@@ -111,6 +126,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=20, help="sample CSV files (default 20)")
     parser.add_argument("--rows", type=int, default=13_000, help="rows per file (default 13000, ~2 MB)")
+    parser.add_argument("--pack-mb", type=int, default=16, help="pack size of the packed version (MB of CSV)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing; the median is shown")
     parser.add_argument(
         "--uplink-repeat", type=int, default=2, help="runs through the uplink-capped relay (0: skip them)"
@@ -217,15 +233,21 @@ def print_results(
     results: dict[tuple[str, str], dict[str, float]], sizes: dict[str, tuple[int, int]], had_ssh: bool
 ) -> None:
     print()
-    header = f"{'remote':20} {'action':6} {'CSV':>8} {'Parquet':>8} {'CSV/Parquet':>11}"
+    header = (
+        f"{'remote':20} {'action':6} {'CSV':>8} {'Parquet':>8} {'packed':>8} {'CSV/Parquet':>11} "
+        f"{'Parquet/packed':>14}"
+    )
     print(header)
     print("-" * len(header))
     for kind in dict.fromkeys(kind for kind, _ in results):
         for action in ("push", "pull", "no-op"):
-            csv_time = results[(kind, "csv")][action]
-            parquet_time = results[(kind, "parquet")][action]
-            ratio = csv_time / parquet_time
-            print(f"{kind:20} {action:6} {csv_time:7.2f}s {parquet_time:7.2f}s {ratio:10.1f}x")
+            csv_time, parquet_time, packed_time = (
+                results[(kind, version)][action] for version in ("csv", "parquet", "packed")
+            )
+            print(
+                f"{kind:20} {action:6} {csv_time:7.2f}s {parquet_time:7.2f}s {packed_time:7.2f}s "
+                f"{csv_time / parquet_time:10.1f}x {parquet_time / packed_time:13.1f}x"
+            )
     if not had_ssh:
         print("ssh: skipped (/usr/sbin/sshd not installed)")
     csv_bytes, parquet_bytes = sizes["csv"][1], sizes["parquet"][1]
@@ -241,7 +263,7 @@ def main() -> int:
     options = parse_args()
     with tempfile.TemporaryDirectory(prefix="labship-bench-data-") as temporary:
         work = Path(temporary)
-        repos = build_versions(work, options.files, options.rows)
+        repos = build_versions(work, options.files, options.rows, options.pack_mb)
         sizes = {version: size_of(repo / "data") for version, repo in repos.items()}
         for version, (count, size) in sizes.items():
             print(f"{version:8} {count} files, {format_bytes(size)}")
