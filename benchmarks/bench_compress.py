@@ -21,9 +21,10 @@ CPU = user+system of the process tree, peak RSS = largest sum of RSS over the tr
 (psutil), peak PSS = the same with PSS (proportional set size: a page shared by n processes counts 1/n
 in each; the sum of RSS counts pyarrow's libraries once per worker process, PSS once in all).
 labship: `compress_dataset(jobs=2)` (one Parquet per CSV, the default layout; `labship-packed`: the
-packed layout, `pack-mb = 256`); DuckDB: `COPY (SELECT ... FROM read_csv(glob)) TO file (FORMAT parquet, COMPRESSION zstd)`; Polars:
-`scan_csv(glob, infer_schema_length=10000).select(...).sink_parquet(compression="zstd")`. Row counts of
-every output are compared. Ratios are labship's value divided by the engine's (< 1: labship wins).
+packed layout, `pack-mb = 256`); DuckDB: `COPY (SELECT ... FROM read_csv(glob)) TO file (FORMAT
+parquet, COMPRESSION zstd)`; Polars: `scan_csv(glob, infer_schema_length=10000).select(...)
+.sink_parquet(compression="zstd")`. Row counts of every output are compared. Ratios are labship's
+value divided by the engine's (< 1: labship wins).
 """
 
 from __future__ import annotations
