@@ -12,6 +12,7 @@ import pytest
 
 from labship.compress import CompressError, Settings, compress_dataset
 from labship.compress.packing import group
+from labship.compress.resume import RESUME_DIR
 
 PACK = 64 << 10  # 64 KB of CSV per pack: ~6 of the 10 KB files below
 
@@ -43,8 +44,11 @@ def table_of(target: Path) -> pa.Table:
 
 
 def outputs(target: Path) -> dict[str, bytes]:
+    """The published Parquet files (not what a failed run kept for the next one)."""
     return {
-        path.relative_to(target).as_posix(): path.read_bytes() for path in sorted(target.rglob("*.parquet"))
+        path.relative_to(target).as_posix(): path.read_bytes()
+        for path in sorted(target.rglob("*.parquet"))
+        if RESUME_DIR not in path.parts
     }
 
 

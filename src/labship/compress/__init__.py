@@ -7,11 +7,14 @@ Modules, in import order (each imports only the ones above it):
 - `settings`  Settings / Overrides (what the user chose) and `validate`
 - `reader`    blocks of whole records cut in the file's dialect; header
 - `types`     lossless type inference (leading zeros, big integers, long decimals, booleans)
+- `sampling`  typing a sampled piece: Arrow's guess, lossless checks where it chose a number
 - `schema`    sampling, unification across files, the dataset `Plan`
 - `parse`     one block -> Arrow table with the plan's types; bad rows; promotions
 - `sinks`     Parquet file / hive partitions / rejected-rows side file, temporary names
 - `pipeline`  one source: read, parse in threads, write in a writer thread
 - `manifest`  the target's record of what was converted from what
+- `packing`   the packed layout: sources cut into packs at content-defined points
+- `resume`    the finished outputs of a failed run, kept for the next one
 - `report`    DatasetReport, progress hooks, the terminal table
 - `dataset`   one dataset: discovery, target safety, rounds, FileJob -> JobOutcome
 - `command`   `invoke compress`: datasets of [tool.labship] or --source/--target

@@ -6,10 +6,15 @@
 2. The whole plan is made before the target is touched: settings validated, every changed file's
    dialect and header read, the dataset schema inferred (`schema.plan_dataset`). A bad setting or
    an unknown column leaves the target exactly as it was.
-3. Changed files are converted (largest first; in worker processes when there is enough data),
-   each as a `FileJob` returning a `JobOutcome`. An outcome asking for promotion widens the plan and
-   starts another round over every file, so all outputs share one schema.
-4. Outputs of sources that are gone, and old outputs a source no longer produces, are removed
+3. Changed files are converted (largest first; in worker processes when there is enough data;
+   the same process pool looks at the files in step 2), each as a `FileJob` (or a `PackJob` of
+   several sources in the packed layout, `packing`) returning a `JobOutcome`. An outcome asking
+   for promotion widens the plan and starts another round over every file, so all outputs share
+   one schema.
+4. New outputs are published (renamed into place) only when every file of the round succeeded. A
+   failed or interrupted round keeps what it finished for the next run (`resume`), so a re-run
+   converts only what is left and the previous outputs stay in place meanwhile.
+5. Outputs of sources that are gone, and old outputs a source no longer produces, are removed
    only after the run succeeded, and only when they lie inside the target.
 """
 
@@ -29,6 +34,7 @@ from typing import Any
 import pyarrow as pa
 
 from labship._fs import clean_temporaries
+from labship.compress import resume
 from labship.compress.cluster import LOCAL, run_on_cluster
 from labship.compress.errors import CompressError, Promotion, printable
 from labship.compress.manifest import Manifest
@@ -237,30 +243,60 @@ class _Round:
             for column, data_type in outcome.promotions.items():
                 self.promotions[column] = unify(self.promotions.get(column, pa.null()), data_type)
 
+    def _resumed_jobs(self, progress: ProgressHook) -> list[FileJob | PackJob]:
+        """The jobs left after taking what a failed run of the same plan finished (see `resume`)."""
+        data = self.dataset
+        kept = resume.load(data.target, data.stats, settings=data.fingerprint, schema=self.plan.fingerprint())
+        planned, jobs = self.jobs(), []
+        for job in planned:
+            members = job.members if isinstance(job, PackJob) else (job,)
+            outputs = [job.name] if isinstance(job, PackJob) else None
+            found = [kept.get(member.relative) for member in members]
+            if all(item is not None and (outputs is None or item.outputs == outputs) for item in found):
+                for item in found:
+                    assert item is not None
+                    self.results[item.source] = item
+                    progress.advance(item.csv_bytes)
+            else:
+                jobs.append(job)
+        if len(jobs) < len(planned):
+            data.report.notes.append(f"resumed: {len(self.results)} files finished by an earlier failed run")
+        return jobs
+
     def run(self, workers: _Workers, progress: ProgressHook, cluster: str = LOCAL) -> dict[str, pa.DataType]:
         """Convert every file of the round; return the promotions any of them needs."""
         total = sum(self.dataset.stats[rel].st_size for rel in self.order)
         progress.start(self.dataset.report.name, total)
         try:
+            jobs = self._resumed_jobs(progress)
             if cluster != LOCAL:
                 # a worker killed mid-file leaves its temporary; the retry rewrites that same name
                 self.dataset.report.workers = run_on_cluster(
-                    self.jobs(), address=cluster, progress=progress, record=self.record
+                    jobs, address=cluster, progress=progress, record=self.record
                 )
             else:
-                workers.run(self.jobs(), progress, self.record)
+                workers.run(jobs, progress, self.record)
         except BaseException:
-            self.discard()
+            self.keep()
             raise
         finally:
             progress.stop()
-        if self.dataset.report.errors or self.promotions:
+        if self.promotions:
             self.discard()
-            if not self.promotions:
-                raise CompressError("\n".join(self.dataset.report.errors))
             return self.promotions
+        if self.dataset.report.errors:
+            self.keep()
+            raise CompressError("\n".join(self.dataset.report.errors))
         self.dataset.publish(self.results)
+        resume.clear(self.dataset.target)
         return {}
+
+    def keep(self) -> None:
+        """Keep the finished outputs of a failed round for the next run (`resume`)."""
+        data = self.dataset
+        resume.keep(
+            data.target, self.results, data.stats, settings=data.fingerprint, schema=self.plan.fingerprint()
+        )
 
     def discard(self) -> None:
         """Remove the staged outputs of this round (a failed or widened round publishes nothing)."""
