@@ -211,11 +211,12 @@ def test_sampling_all_columns_at_once_agrees_with_infer_per_column() -> None:
         )
         for names in (list(columns), None)
     )
-    facts = sample_table(raw, typed, examples=True)
-    for (name, values), found in zip(columns.items(), facts, strict=True):
-        assert found.data_type == infer(pa.chunked_array([pa.array(values, pa.string())])), name
-    assert (facts[0].minimum, facts[0].maximum, facts[0].values) == (-7, 2, 3)
-    assert facts[8].distinct == {"a", "b", "c"} and facts[8].examples == ["a", "b", "a", "c"]
+    for guessed in (typed, None):  # Arrow's guess checked, and the text-only path of wide pieces
+        facts = sample_table(raw, guessed, examples=True)
+        for (name, values), found in zip(columns.items(), facts, strict=True):
+            assert found.data_type == infer(pa.chunked_array([pa.array(values, pa.string())])), name
+        assert (facts[0].minimum, facts[0].maximum, facts[0].values) == (-7, 2, 3)
+        assert facts[8].distinct == {"a", "b", "c"} and facts[8].examples == ["a", "b", "a", "c"]
     raw, typed = (
         pacsv.read_csv(
             pa.py_buffer(b"1,\xff\n"),
@@ -224,4 +225,8 @@ def test_sampling_all_columns_at_once_agrees_with_infer_per_column() -> None:
         )
         for names in (["ok", "bad"], None)
     )
-    assert [item.data_type for item in sample_table(raw, typed, examples=False)] == [pa.int64(), pa.binary()]
+    for guessed in (typed, None):
+        assert [item.data_type for item in sample_table(raw, guessed, examples=False)] == [
+            pa.int64(),
+            pa.binary(),
+        ]

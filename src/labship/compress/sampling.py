@@ -171,30 +171,104 @@ def _check_numbers(
             guesses[index] = guesses[index] if ok else None
 
 
-def sample_table(raw: pa.Table, typed: pa.Table, *, examples: bool) -> list[ColumnFacts]:
-    """Facts per column of a sampled piece, read as bytes (`raw`) and with Arrow's inference (`typed`)."""
+def _text_guesses(raw: pa.Table) -> list[pa.DataType]:
+    """Types from the text alone, for pieces too wide for Arrow's inference: every check runs over
+    all values laid end to end, folded per column with one `group_by`."""
+    columns = list(raw.columns)
+    invalid = _invalid_utf8(columns)
+    valid = [column for index, column in enumerate(columns) if index not in invalid]
+    text, ids = _stack(valid, pa.string()) if valid else (pa.array([], pa.string()), pa.array([], pa.int32()))
+    plain = pc.match_substring_regex(text, lossless.DECIMAL)
+    checks = {
+        "boolean": pc.is_in(pc.utf8_lower(text), value_set=pa.array(["true", "false"])),
+        "integer": pc.match_substring_regex(text, lossless.INTEGER),
+        "plain": plain,
+        "no_leading_zero": pc.invert(pc.match_substring_regex(text, lossless.LEADING_ZERO)),
+        "short": pc.less_equal(pc.utf8_length(text), SHORT_DECIMAL),
+        "int64": pc.less_equal(pc.utf8_length(text), 18),
+        "iso_date": pc.match_substring_regex(text, "^" + ISO_DATE.pattern),
+    }
+    folded = _fold(
+        ids.filter(pc.is_valid(text)), {k: v.filter(pc.is_valid(text)) for k, v in checks.items()}, "all"
+    )
+    guesses: list[pa.DataType] = []
+    positions = iter(range(len(valid)))
+    for index, column in enumerate(columns):
+        if index in invalid:
+            guesses.append(pa.binary())
+            continue
+        found = folded.get(next(positions))
+        if not found:
+            guesses.append(pa.null())
+            continue
+        holds = {name.removesuffix("_all"): value is not False for name, value in found.items()}
+        if holds["boolean"]:
+            guesses.append(pa.bool_())
+        elif holds["plain"] and holds["no_leading_zero"] and holds["integer"] and holds["int64"]:
+            guesses.append(pa.int64())
+        elif holds["plain"] and holds["no_leading_zero"] and holds["short"] and not holds["integer"]:
+            guesses.append(pa.float64())
+        elif holds["plain"] or holds["iso_date"]:
+            guesses.append(lossless.infer(column.cast(pa.string())))  # long numbers, timestamps
+        else:
+            guesses.append(pa.string())
+    return guesses
+
+
+def _invalid_utf8(columns: list[pa.ChunkedArray]) -> set[int]:
+    """Positions of the columns holding bytes that are not UTF-8 (checked one by one only if any)."""
+    try:
+        _stack(columns, pa.string()) if columns else None
+        return set()
+    except pa.ArrowInvalid:
+        pass
+    invalid = set()
+    for index, column in enumerate(columns):
+        try:
+            column.cast(pa.string())
+        except pa.ArrowInvalid:
+            invalid.add(index)
+    return invalid
+
+
+def sample_table(raw: pa.Table, typed: pa.Table | None, *, examples: bool) -> list[ColumnFacts]:
+    """Facts per column of a sampled piece, read as bytes (`raw`) and with Arrow's inference (`typed`;
+    None for pieces too wide for it: then from the text alone)."""
     if raw.num_columns == 0:
         return []
-    guesses, integers, floats = _guess(raw, typed)
-    _check_numbers(raw, typed, guesses, integers, floats)
+    if typed is None:
+        guesses: list[pa.DataType | None] = list(_text_guesses(raw))
+        integers = [index for index, guess in enumerate(guesses) if guess == pa.int64()]
+        numbers = [raw.column(index).cast(pa.string()).cast(pa.int64()) for index in integers]
+    else:
+        guesses, integers, floats = _guess(raw, typed)
+        _check_numbers(raw, typed, guesses, integers, floats)
+        numbers = [typed.column(index) for index in integers]
     facts = []
     for index, guess in enumerate(guesses):
         column = raw.column(index)
         data_type = guess if guess is not None else lossless.infer(column.cast(pa.string()))
         facts.append(ColumnFacts(data_type, values=len(column) - column.null_count))
-    kept_integers = [index for index in integers if pa.types.is_integer(facts[index].data_type)]
-    if kept_integers:
-        ranges = _integer_ranges([typed.column(index) for index in kept_integers])
-        for index, (low, high) in zip(kept_integers, ranges, strict=True):
-            facts[index].minimum, facts[index].maximum = low, high
-    strings = [index for index, item in enumerate(facts) if pa.types.is_string(item.data_type)]
-    if strings:
-        texts = [raw.column(index).cast(pa.string()) for index in strings]
-        for index, values in zip(strings, _distinct(texts), strict=True):
-            facts[index].distinct = values
-        if examples:
-            for index, text in zip(strings, texts, strict=True):
-                facts[index].examples = [
-                    value for value in text.slice(0, EXAMPLES).drop_null().to_pylist() if value
-                ]
+    kept = [
+        position for position, index in enumerate(integers) if pa.types.is_integer(facts[index].data_type)
+    ]
+    if kept:
+        ranges = _integer_ranges([numbers[position] for position in kept])
+        for position, (low, high) in zip(kept, ranges, strict=True):
+            facts[integers[position]].minimum, facts[integers[position]].maximum = low, high
+    _add_text_facts(raw, facts, examples=examples)
     return facts
+
+
+def _add_text_facts(raw: pa.Table, facts: list[ColumnFacts], *, examples: bool) -> None:
+    strings = [index for index, item in enumerate(facts) if pa.types.is_string(item.data_type)]
+    if not strings:
+        return
+    texts = [raw.column(index).cast(pa.string()) for index in strings]
+    for index, values in zip(strings, _distinct(texts), strict=True):
+        facts[index].distinct = values
+    if examples:
+        for index, text in zip(strings, texts, strict=True):
+            facts[index].examples = [
+                value for value in text.slice(0, EXAMPLES).drop_null().to_pylist() if value
+            ]
