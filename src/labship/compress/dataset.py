@@ -1,7 +1,7 @@
 """Converting a dataset: discovery, target safety, the manifest, rounds of conversion, the report.
 
-1. The sources (regular `.csv`/`.csv.gz` files under the source directory; other entries are
-   skipped with a note) are compared with the manifest of the previous run: a file whose size,
+1. The sources (regular `.csv`/`.csv.gz` files under the source directory or `s3://` prefix; other
+   entries are skipped with a note) are compared with the manifest of the previous run: a file whose size,
    mtime and settings are unchanged is skipped without being opened.
 2. The whole plan is made before the target is touched: settings validated, every changed file's
    dialect and header read, the dataset schema inferred (`schema.plan_dataset`). A bad setting or
@@ -11,6 +11,8 @@
    starts another round over every file, so all outputs share one schema.
 4. Outputs of sources that are gone, and old outputs a source no longer produces, are removed
    only after the run succeeded, and only when they lie inside the target.
+
+Where the bytes live (a local directory or object storage) is `labship.compress.storage`'s concern.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import queue
 import stat as stat_module
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from labship._fs import clean_temporaries
+from labship.compress import storage
 from labship.compress.cluster import LOCAL, run_on_cluster
 from labship.compress.errors import CompressError, Promotion, printable
 from labship.compress.manifest import Manifest
@@ -37,6 +39,7 @@ from labship.compress.report import DatasetReport, ProgressHook
 from labship.compress.schema import Plan, SourceHeader, plan_dataset, unify
 from labship.compress.settings import Settings, validate
 from labship.compress.sinks import output_name, rejected_name
+from labship.compress.storage import Location, ObjectPath
 
 POOL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs more than it saves
 MAX_ROUNDS = 20
@@ -46,9 +49,9 @@ MAX_ROUNDS = 20
 class FileJob:
     """Everything a worker needs to convert one source."""
 
-    source: Path
+    source: Location
     relative: str
-    target: Path
+    target: Location
     header: SourceHeader
     plan: Plan
     settings: Settings
@@ -92,8 +95,11 @@ def _pool_job(job: FileJob) -> JobOutcome:
     return run_job(job, _worker_progress.put if _worker_progress is not None else None)
 
 
-def check_separate(source: Path, target: Path) -> None:
+def check_separate(source: Location, target: Location) -> None:
     """Refuse a target equal to, inside, or above the source (compared as resolved paths)."""
+    if not (isinstance(source, Path) and isinstance(target, Path)):
+        storage.check_separate_objects(source, target)
+        return
     try:
         real_source, real_target = source.resolve(strict=False), target.resolve(strict=False)
     except (OSError, RuntimeError) as error:
@@ -129,18 +135,9 @@ def _regular(path: Path, notes: list[str]) -> os.stat_result | None:
     return result
 
 
-def find_sources(
-    source: Path, *, notes: list[str] | None = None, stats: dict[str, os.stat_result] | None = None
-) -> dict[str, Path]:
-    """Regular `.csv` and `.csv.gz` files under `source` by relative path (sorted), hidden ones left out.
-
-    Skipped entries are described in `notes`; `stats` receives each found file's stat."""
-    notes = [] if notes is None else notes
-    stats = {} if stats is None else stats
+def _walk_local(source: Path, notes: list[str]) -> Iterator[tuple[str, Path, os.stat_result]]:
     if not source.is_dir():
         raise CompressError(f"source directory {source} does not exist; create it or fix `source`")
-    found: dict[str, Path] = {}
-    outputs: dict[str, str] = {}
 
     def walk_error(error: OSError) -> None:
         notes.append(f"{error.filename}: skipped: {error.strerror or error}")
@@ -150,17 +147,38 @@ def find_sources(
         directories[:] = sorted(name for name in directories if not name.startswith("."))
         for name in sorted(files):
             found_stat = _regular(here / name, notes) if _is_source_name(name) else None
-            if found_stat is None:
-                continue
-            relative = (here / name).relative_to(source).as_posix()
-            stats[relative] = found_stat
-            clash = outputs.get(output_name(relative))
-            if clash:
-                raise CompressError(
-                    f"{source}: {clash} and {relative} would both become {output_name(relative)}; keep one"
-                )
-            outputs[output_name(relative)] = relative
-            found[relative] = here / name
+            if found_stat is not None:
+                yield (here / name).relative_to(source).as_posix(), here / name, found_stat
+
+
+def _walk_objects(source: ObjectPath) -> Iterator[tuple[str, ObjectPath, storage.ObjectStat]]:
+    storage.check_bucket(source)
+    for relative, path in storage.walk_objects(source):
+        if _is_source_name(path.name) and path.listed is not None:
+            yield relative, path, path.listed
+
+
+def find_sources(
+    source: Location, *, notes: list[str] | None = None, stats: dict[str, Any] | None = None
+) -> dict[str, Location]:
+    """Regular `.csv` and `.csv.gz` files under `source` by relative path (sorted), hidden ones left out.
+
+    Skipped entries are described in `notes`; `stats` receives each found file's stat (an
+    `os.stat_result`, or the size and LastModified of the listing on object storage)."""
+    notes = [] if notes is None else notes
+    stats = {} if stats is None else stats
+    found: dict[str, Location] = {}
+    outputs: dict[str, str] = {}
+    walk = _walk_local(source, notes) if isinstance(source, Path) else _walk_objects(source)
+    for relative, path, found_stat in walk:
+        stats[relative] = found_stat
+        clash = outputs.get(output_name(relative))
+        if clash:
+            raise CompressError(
+                f"{source}: {clash} and {relative} would both become {output_name(relative)}; keep one"
+            )
+        outputs[output_name(relative)] = relative
+        found[relative] = path
     return dict(sorted(found.items()))
 
 
@@ -202,7 +220,7 @@ class _Round:
         progress.start(self.dataset.report.name, total)
         try:
             if cluster != LOCAL:
-                # a worker killed mid-file leaves its temporary; the retry rewrites that same name
+                # a worker killed mid-file leaves its temporary; the retry writes a name of its own
                 self.dataset.report.workers = run_on_cluster(
                     self.jobs(), address=cluster, progress=progress, record=self.record
                 )
@@ -228,7 +246,7 @@ class _Round:
         """Remove the staged outputs of this round (a failed or widened round publishes nothing)."""
         for result in self.results.values():
             for staged, _final in result.staged:
-                (self.dataset.target / staged).unlink(missing_ok=True)
+                storage.delete(self.dataset.target / staged)
 
 
 def _run_pool(
@@ -274,22 +292,25 @@ def _run_pool(
 class _Dataset:
     """The state of one dataset's run: sources, stats, manifest, headers, report."""
 
-    def __init__(self, report: DatasetReport, source: Path, target: Path, settings: Settings) -> None:
+    def __init__(self, report: DatasetReport, source: Location, target: Location, settings: Settings) -> None:
         self.report = report
         self.source = source
         self.target = target
         self.settings = settings
         self.fingerprint = settings.fingerprint()
-        self.stats: dict[str, os.stat_result] = {}
+        self.stats: dict[str, Any] = {}
         self.sources = find_sources(source, notes=report.notes, stats=self.stats)
         self.manifest = Manifest.load(target)
-        self.headers: dict[Path, SourceHeader] = {}
+        self.headers: dict[Location, SourceHeader] = {}
 
     def changed(self) -> list[str]:
+        exists = storage.existence(self.target) if self.manifest.files else (lambda _path: False)
         return [
             rel
             for rel in self.sources
-            if not self.manifest.is_current(rel, self.stats[rel], self.fingerprint, self.target)
+            if not self.manifest.is_current(
+                rel, self.stats[rel], self.fingerprint, self.target, exists=exists
+            )
         ]
 
     def gone(self) -> list[str]:
@@ -300,11 +321,11 @@ class _Dataset:
         try:
             for result in results.values():
                 for staged, final in result.staged:
-                    os.replace(self.target / staged, self.target / final)
+                    storage.publish(self.target / staged, self.target / final)
         except OSError as error:
             raise CompressError(
-                f"{self.target}: cannot put the new outputs in place: {error.strerror or error} "
-                f"({error.filename})"
+                f"{self.target}: cannot put the new outputs in place: {storage.describe(error)} "
+                f"({error.filename or 'object storage'})"
             ) from error
         for relative, result in sorted(results.items()):
             self._record(relative, result)
@@ -326,8 +347,22 @@ class _Dataset:
         self.report.converted += 1
         self.report.converted_csv_bytes += result.csv_bytes
 
-    def remove_stale(self, previous: list[Path]) -> None:
+    def remove_stale(self, previous: list[Location]) -> None:
         """Old outputs that no current source produces any more (resolved inside the target only)."""
+        if isinstance(self.target, ObjectPath):
+            current = {
+                str(self.target / output)
+                for entry in self.manifest.files.values()
+                for output in entry.get("outputs", [])
+            }
+            for stale in previous:
+                if (
+                    str(stale) not in current
+                    and isinstance(stale, ObjectPath)
+                    and stale.is_relative_to(self.target)
+                ):
+                    _unlink(stale)
+            return
         root = self.target.resolve()
         current = {
             (self.target / output).resolve()
@@ -340,14 +375,14 @@ class _Dataset:
                 _unlink(path)
 
 
-def _unlink(path: Path) -> None:
+def _unlink(path: Location) -> None:
     try:
-        path.unlink(missing_ok=True)
+        storage.delete(path)
     except OSError as error:
-        raise CompressError(f"{path}: cannot remove the old output: {error.strerror or error}") from error
+        raise CompressError(f"{path}: cannot remove the old output: {storage.describe(error)}") from error
 
 
-def dialect_notes(headers: dict[Path, Any], sources: dict[str, Path]) -> list[str]:
+def dialect_notes(headers: dict[Location, Any], sources: dict[str, Location]) -> list[str]:
     """One note per dialect other than plain comma/LF/header, naming its files (up to 3)."""
     files: dict[str, list[str]] = {}
     for relative, path in sources.items():
@@ -360,10 +395,17 @@ def dialect_notes(headers: dict[Path, Any], sources: dict[str, Path]) -> list[st
     ]
 
 
-def _prepare_target(target: Path) -> None:
+def _prepare_target(target: Location) -> None:
+    if isinstance(target, ObjectPath):
+        storage.check_bucket(target)
+        try:
+            storage.clean_temporaries(target)
+        except OSError as error:
+            raise CompressError(f"target {target}: {storage.describe(error)}") from None
+        return
     try:
         target.mkdir(parents=True, exist_ok=True)
-        clean_temporaries(target)
+        storage.clean_temporaries(target)
     except OSError as error:
         raise CompressError(
             f"target {target}: cannot write there: {error.strerror or error}; fix its permissions or "
@@ -407,6 +449,8 @@ def _convert(
     data.manifest.columns = {"kept": plan.columns, "available": available}
     data.manifest.save(data.target)
     data.remove_stale(previous)
+    if cluster != LOCAL:
+        storage.clean_temporaries(data.target)  # what zombie attempts of killed workers left
 
 
 def _totals(report: DatasetReport, manifest: Manifest) -> None:
@@ -424,8 +468,8 @@ def _totals(report: DatasetReport, manifest: Manifest) -> None:
 
 def compress_dataset(
     name: str,
-    source: Path,
-    target: Path,
+    source: Location,
+    target: Location,
     settings: Settings,
     *,
     uplink_mbps: float = 24.5,
@@ -437,7 +481,8 @@ def compress_dataset(
     started = time.perf_counter()
     validate(settings)
     use_lean_allocator()
-    source, target = Path(source), Path(target)
+    source = source if isinstance(source, ObjectPath) else Path(source)
+    target = target if isinstance(target, ObjectPath) else Path(target)
     check_separate(source, target)
     report = DatasetReport(name=name, source=str(source), target=str(target), uplink_mbps=uplink_mbps)
     data = _Dataset(report, source, target, settings)
