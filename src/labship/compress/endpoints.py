@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from labship.compress.errors import CompressError
@@ -109,12 +110,15 @@ def endpoint_for(
     environ = os.environ if environ is None else environ
     found = _remote_options(url, root)
     remote, options = found if found else ("", {})
-    address = (
-        endpoint_url
-        or environ.get(ENDPOINT_ENV)
-        or options.get("endpointurl")
-        or environ.get("AWS_ENDPOINT_URL_S3")
-        or environ.get("AWS_ENDPOINT_URL")
+    settings = [
+        (endpoint_url, "--endpoint-url"),
+        (environ.get(ENDPOINT_ENV), ENDPOINT_ENV),
+        (options.get("endpointurl"), f"the endpointurl of {remote}"),
+        (environ.get("AWS_ENDPOINT_URL_S3"), "AWS_ENDPOINT_URL_S3"),
+        (environ.get("AWS_ENDPOINT_URL"), "AWS_ENDPOINT_URL"),
+    ]
+    address, url_origin = next(
+        ((value, name) for value, name in settings if value), (None, "the AWS default")
     )
     if address and "://" not in address:
         raise CompressError(
@@ -123,7 +127,7 @@ def endpoint_for(
     region = options.get("region") or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     chosen = _credentials(options, environ, remote or "the DVC remote")
     credentials, origin = chosen if chosen else (Credentials(), "the AWS SDK's default chain on each machine")
-    return Endpoint(address or None, region or None, credentials, origin)
+    return Endpoint(address or None, region or None, credentials, origin, url_origin)
 
 
 def location(
@@ -131,7 +135,8 @@ def location(
 ) -> Path | ObjectPath:
     """A `--source`/`--target`/config value as a place: `s3://…` on object storage, else a local path."""
     if isinstance(text, str) and text.startswith("s3://"):
-        return parse_url(text, endpoint_for(text, root=root, endpoint_url=endpoint_url))
+        place = parse_url(text, Endpoint())  # a malformed URL is refused before any setting is read
+        return replace(place, endpoint=endpoint_for(text, root=root, endpoint_url=endpoint_url))
     if isinstance(text, ObjectPath):
         return text
     return base / text

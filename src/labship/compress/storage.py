@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from labship.compress.errors import CompressError, printable
 
 SCHEME = "s3://"
 MASK = "****"
+BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # S3's bucket naming rules
 # a refused connection fails at once; 10 s covers a slow network without hanging on a dead endpoint
 CONNECT_TIMEOUT_S = 10
 
@@ -66,12 +68,13 @@ class Credentials:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Which S3 API server to talk to and as whom; `origin` says where these settings came from."""
+    """Which S3 API server to talk to and as whom; the origins say where each setting came from."""
 
     url: str | None = None  # e.g. http://127.0.0.1:9000; None: AWS itself
     region: str | None = None
     credentials: Credentials = field(default_factory=Credentials)
-    origin: str = "the AWS defaults"
+    origin: str = "the AWS SDK's default chain"  # of the credentials
+    url_origin: str = "the AWS default"
 
     def mask(self, text: str) -> str:
         """`text` with every credential value replaced by ****."""
@@ -194,9 +197,9 @@ def _call(path: ObjectPath, operation: Callable[[Any], Any], verb: str) -> Any:
         if any(
             word in detail for word in ("ACCESS_DENIED", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403")
         ):
-            hint = f"; check the credentials ({path.endpoint.origin})"
+            hint = f"; check the credentials (from {path.endpoint.origin})"
         elif "NETWORK_CONNECTION" in detail or "connect" in detail.lower():
-            hint = f"; check the endpoint ({path.endpoint.url or 'AWS'}, from {path.endpoint.origin})"
+            hint = f"; check the endpoint ({path.endpoint.url or 'AWS'}, from {path.endpoint.url_origin})"
         raise OSError(f"{path}: cannot {verb}: {detail}{hint}") from None
 
 
@@ -321,13 +324,13 @@ def check_bucket(root: ObjectPath) -> None:
     import pyarrow.fs as pafs
 
     try:
-        info = _call(root, lambda fs: fs.get_file_info(root.bucket), "reach the bucket of")
+        info = _call(root, lambda fs: fs.get_file_info(root.bucket), "reach its bucket")
     except OSError as error:
         raise CompressError(str(error)) from None
     if info.type == pafs.FileType.NotFound:
         raise CompressError(
             f"{root}: bucket {root.bucket!r} does not exist at {root.endpoint.url or 'AWS'} "
-            f"(endpoint from {root.endpoint.origin}); create it or fix the URL"
+            f"(endpoint from {root.endpoint.url_origin}); create it or fix the URL"
         )
 
 
@@ -378,12 +381,15 @@ def check_separate_objects(source: Location, target: Location) -> None:
 def parse_url(url: str, endpoint: Endpoint) -> ObjectPath:
     """`s3://bucket/prefix` as an ObjectPath; refuses credentials in the URL and malformed ones."""
     parts = urlsplit(url)
-    if parts.scheme != "s3" or not parts.hostname:
-        raise CompressError(f"{url}: give an object-storage location as s3://BUCKET/PREFIX")
-    if parts.username or parts.password:
+    if "@" in parts.netloc or ":" in parts.netloc:  # user:secret@bucket, or a secret with a `/` in it
         raise CompressError(
             "an s3:// URL must not carry credentials (they would show in `ps` and shell history): "
             "use LABSHIP_ACCESS_KEY_ID/LABSHIP_SECRET_ACCESS_KEY or the DVC remote's credentials"
+        )
+    if parts.scheme != "s3" or not BUCKET.fullmatch(parts.netloc):
+        raise CompressError(
+            f"s3://{parts.netloc}: give an object-storage location as s3://BUCKET/PREFIX "
+            "(a bucket name is 3-63 characters: lowercase letters, digits, dots and hyphens)"
         )
     if parts.query or parts.fragment:
         raise CompressError(f"{url}: an s3:// location takes no ?query or #fragment")
