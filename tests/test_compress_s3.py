@@ -4,6 +4,7 @@ S3, a killed worker, bad input, endpoint and credentials from the DVC remote, se
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import pickle
@@ -21,13 +22,13 @@ from labship.compress.endpoints import location
 from labship.compress.manifest import MANIFEST
 from labship.compress.report import ProgressHook
 from labship.compress.storage import ObjectPath
-from tests.data_servers import MotoServer, start_moto, stop
+from tests.data_servers import MotoServer, invoke, start_moto, stop
 from tests.test_cluster import tree, write_sensors
 
 distributed = pytest.importorskip("distributed")
 
 FILES = 6
-ROWS = 4_000
+ROWS = 2_000
 KEY_ID = "AKIALABSHIPTEST0001"
 SECRET = "labship-test-secret/0123456789+abcdefghij"  # moto takes any pair unless told to check
 
@@ -140,11 +141,11 @@ def test_s3_to_s3_on_the_cluster_writes_the_bytes_of_a_local_run(
     assert temporaries(moto, "same/out") == []
 
 
-def test_local_to_s3_in_worker_processes_writes_the_bytes_of_a_local_run(
+def test_local_to_s3_writes_the_bytes_of_a_local_run(
     moto: MotoServer, experiment: Path, sensors: Path, local_output: dict[str, bytes]
 ) -> None:
     report = compress_dataset(
-        "sensors", sensors, at(f"s3://{moto.bucket}/up/out", experiment), Settings(), jobs=2
+        "sensors", sensors, at(f"s3://{moto.bucket}/up/out", experiment), Settings(), jobs=1
     )
     assert report.converted == FILES
     same_as_local(download(moto, "up/out"), local_output)
@@ -177,7 +178,10 @@ def test_the_manifest_on_s3_skips_unchanged_objects_and_redoes_a_changed_one(
         Bucket=moto.bucket, Key="incr/raw/day03.csv", Body=(changed / "day03.csv").read_bytes()
     )
 
+    left = "incr/out/.day00.parquet.0a1b2c3d4e5f.labship-tmp"  # as a killed run leaves it
+    moto.client().put_object(Bucket=moto.bucket, Key=left, Body=b"PAR1 half a file")
     redo = compress_dataset("sensors", source, target, Settings(), cluster=address)
+    assert temporaries(moto, "incr/out") == []  # removed before anything was written
     assert (redo.converted, redo.skipped) == (1, FILES - 1)
     compress_dataset("sensors", changed, tmp_path / "local", Settings(), jobs=1)
     same_as_local(download(moto, "incr/out"), tree(tmp_path / "local"))
@@ -217,21 +221,6 @@ def test_a_killed_worker_leaves_no_partial_or_temporary_object(
     compress_dataset("sensors", source, target, Settings(), cluster=address)
     same_as_local(download(moto, "kill/out"), local_output)
     assert temporaries(moto, "kill/out") == []
-
-
-def test_a_killed_runs_temporaries_are_removed_by_the_next_run(
-    moto: MotoServer, experiment: Path, sensors: Path, local_output: dict[str, bytes]
-) -> None:
-    upload(moto, sensors, "left/raw")
-    left = "left/out/.day00.parquet.0a1b2c3d4e5f.labship-tmp"
-    moto.client().put_object(Bucket=moto.bucket, Key=left, Body=b"PAR1 half a file")
-    source, target = (
-        at(f"s3://{moto.bucket}/left/raw", experiment),
-        at(f"s3://{moto.bucket}/left/out", experiment),
-    )
-    compress_dataset("sensors", source, target, Settings(), jobs=1)
-    assert temporaries(moto, "left/out") == []
-    same_as_local(download(moto, "left/out"), local_output)
 
 
 def test_bad_input_on_a_worker_reads_as_in_a_local_run(
@@ -327,3 +316,44 @@ def test_wrong_credentials_are_named_and_never_shown(tmp_path: Path, monkeypatch
         }
     finally:
         stop(server.process)
+
+
+def test_partitions_rejected_rows_and_gzip_sources_on_s3_match_a_local_run(
+    moto: MotoServer, experiment: Path, dask_cluster: object, tmp_path: Path
+) -> None:
+    source = write_sensors(tmp_path / "raw", files=3, rows=600)
+    with (source / "day01.csv").open("a") as handle:
+        handle.write("00042,2024-01-02T03:00:00,12,4.5,M,one field too many\n")  # set aside by `skip`
+    (source / "day02.csv.gz").write_bytes(gzip.compress((source / "day02.csv").read_bytes(), mtime=0))
+    (source / "day02.csv").unlink()
+    settings = Settings(partition_by=("lane_type",), on_bad_rows="skip")
+    compress_dataset("sensors", source, tmp_path / "local", settings, jobs=1)
+    local = tree(tmp_path / "local")
+    assert "_rejected/day01.csv" in local and "lane_type=M/day02.parquet" in local
+
+    upload(moto, source, "parts/raw")
+    compress_dataset(
+        "sensors",
+        at(f"s3://{moto.bucket}/parts/raw", experiment),
+        at(f"s3://{moto.bucket}/parts/out", experiment),
+        settings,
+        cluster=dask_cluster.scheduler_address,  # type: ignore[attr-defined]
+    )
+    same_as_local(download(moto, "parts/out"), local)
+
+
+def test_invoke_compress_converts_a_dataset_declared_on_s3(
+    moto: MotoServer, experiment: Path, sensors: Path, local_output: dict[str, bytes]
+) -> None:
+    upload(moto, sensors, "task/raw")
+    (experiment / "tasks.py").write_text("from labship.tasks import namespace\n\nns = namespace()\n")
+    (experiment / "pyproject.toml").write_text(
+        '[project]\nname = "exp"\nversion = "0.1.0"\n\n[tool.labship]\n\n'
+        f'[tool.labship.datasets.sensors]\nsource = "s3://{moto.bucket}/task/raw"\n'
+        f'target = "s3://{moto.bucket}/task/out"\n'
+    )
+    done = invoke(experiment, "compress", "--report", "report.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    same_as_local(download(moto, "task/out"), local_output)
+    shown = done.stdout + done.stderr + (experiment / "report.json").read_text()
+    assert f"s3://{moto.bucket}/task/out" in shown and SECRET not in shown and KEY_ID not in shown
