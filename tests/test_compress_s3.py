@@ -187,6 +187,12 @@ def test_the_manifest_on_s3_skips_unchanged_objects_and_redoes_a_changed_one(
     same_as_local(download(moto, "incr/out"), tree(tmp_path / "local"))
     assert download(moto, "incr/out")["day03.parquet"] != first["day03.parquet"]
 
+    moto.client().delete_object(Bucket=moto.bucket, Key="incr/raw/day05.csv")  # a source is gone:
+    compress_dataset("sensors", source, target, Settings(), cluster=address)
+    outputs = download(moto, "incr/out")  # so are its output and its manifest entry
+    assert "day05.parquet" not in outputs and "day04.parquet" in outputs
+    assert "day05.csv" not in json.loads(outputs[MANIFEST])["files"]
+
 
 def test_a_killed_worker_leaves_no_partial_or_temporary_object(
     moto: MotoServer, experiment: Path, dask_cluster: object, sensors: Path, local_output: dict[str, bytes]
@@ -267,6 +273,26 @@ def test_endpoint_and_credentials_come_from_the_dvc_remote_or_the_environment(
         at(f"s3://{moto.bucket}/x", experiment)
     with pytest.raises(CompressError, match="must not carry credentials"):
         location(f"s3://id:{SECRET}@{moto.bucket}/x", base=experiment, root=experiment)
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "refusal"),
+    [
+        ("raw", "raw/", "is the source prefix"),
+        ("raw", "raw/out", "is inside the source"),
+        ("a/raw", "a", "contains"),
+    ],
+)
+def test_a_target_overlapping_the_source_prefix_is_refused(
+    moto: MotoServer, experiment: Path, source: str, target: str, refusal: str
+) -> None:
+    with pytest.raises(CompressError, match=refusal):
+        compress_dataset(
+            "x",
+            at(f"s3://{moto.bucket}/{source}", experiment),
+            at(f"s3://{moto.bucket}/{target}", experiment),
+            Settings(),
+        )
 
 
 def test_wrong_credentials_are_named_and_never_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

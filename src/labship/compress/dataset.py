@@ -318,10 +318,13 @@ class _Dataset:
 
     def publish(self, results: dict[str, FileResult]) -> None:
         """Rename every staged output into place, then record them in the manifest."""
+        pairs = [
+            (self.target / staged, self.target / final)
+            for result in results.values()
+            for staged, final in result.staged
+        ]
         try:
-            for result in results.values():
-                for staged, final in result.staged:
-                    storage.publish(self.target / staged, self.target / final)
+            storage.publish_all(pairs)
         except OSError as error:
             raise CompressError(
                 f"{self.target}: cannot put the new outputs in place: {storage.describe(error)} "
