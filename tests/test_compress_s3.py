@@ -262,6 +262,7 @@ def test_endpoint_and_credentials_come_from_the_dvc_remote_or_the_environment(
     assert "DVC remote 's3'" in place.endpoint.origin and "DVC remote 's3'" in place.endpoint.url_origin
     # what Dask logs of a failed task, and what the report holds, never carries the secret
     assert SECRET not in repr(place) and KEY_ID not in repr(place) and SECRET not in str(place)
+    assert SECRET not in repr(place.endpoint) and SECRET not in repr(place.endpoint.credentials)
     assert pickle.loads(pickle.dumps(place)) == place  # it travels to the workers whole
 
     monkeypatch.setenv("LABSHIP_ACCESS_KEY_ID", "explicit-id")

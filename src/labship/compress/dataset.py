@@ -17,6 +17,7 @@ Where the bytes live (a local directory or object storage) is `labship.compress.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import stat as stat_module
@@ -246,7 +247,8 @@ class _Round:
         """Remove the staged outputs of this round (a failed or widened round publishes nothing)."""
         for result in self.results.values():
             for staged, _final in result.staged:
-                storage.delete(self.dataset.target / staged)
+                with contextlib.suppress(OSError):  # a temporary left here is removed by the next run
+                    storage.delete(self.dataset.target / staged)
 
 
 def _run_pool(
@@ -401,10 +403,7 @@ def dialect_notes(headers: dict[Location, Any], sources: dict[str, Location]) ->
 def _prepare_target(target: Location) -> None:
     if isinstance(target, ObjectPath):
         storage.check_bucket(target)
-        try:
-            storage.clean_temporaries(target)
-        except OSError as error:
-            raise CompressError(f"target {target}: {storage.describe(error)}") from None
+        storage.clean_temporaries(target)
         return
     try:
         target.mkdir(parents=True, exist_ok=True)

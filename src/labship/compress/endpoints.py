@@ -103,6 +103,17 @@ def _credentials(
     return None
 
 
+def _bucket_region(url: str) -> str | None:
+    """The AWS region of the URL's bucket (AWS answers it to anyone), else None: a bucket outside
+    the SDK's default region would otherwise fail every request with a redirect."""
+    import pyarrow.fs as pafs
+
+    try:
+        return str(pafs.resolve_s3_region(url[len("s3://") :].split("/", 1)[0]))
+    except (OSError, ValueError):
+        return None
+
+
 def endpoint_for(
     url: str, *, root: Path | None, endpoint_url: str | None = None, environ: Mapping[str, str] | None = None
 ) -> Endpoint:
@@ -125,6 +136,8 @@ def endpoint_for(
             f"endpoint {address!r}: give a URL such as http://127.0.0.1:9000 or https://s3.example.org"
         )
     region = options.get("region") or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if not region and not address:
+        region = _bucket_region(url)
     chosen = _credentials(options, environ, remote or "the DVC remote")
     credentials, origin = chosen if chosen else (Credentials(), "the AWS SDK's default chain on each machine")
     return Endpoint(address or None, region or None, credentials, origin, url_origin)

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 
 from labship.compress.dialect import BOM, Dialect
 from labship.compress.errors import CompressError, printable
-from labship.compress.storage import Location, describe, open_read
+from labship.compress.storage import Location, open_read
 
 # a record longer than this is almost certainly an unterminated quote; bounding it bounds memory
 MAX_RECORD_BYTES = 64 << 20
@@ -103,15 +103,18 @@ class _OwningGzip(gzip.GzipFile):
 
 def open_bytes(path: Location) -> io.BufferedIOBase:
     """The file's bytes, decompressed for `.gz`; OS errors name the path (local or `s3://`)."""
-    try:
-        if isinstance(path, Path):  # the local fast path, exactly as before object storage
-            if path.name.endswith(".gz"):
-                return gzip.open(path, "rb")  # type: ignore[return-value]
-            return open(path, "rb")
-        raw = open_read(path)
+    if not isinstance(path, Path):
+        try:
+            raw = open_read(path)
+        except OSError as error:  # it names the object already
+            raise CompressError(str(error)) from None
         return _OwningGzip(raw) if path.name.endswith(".gz") else raw  # type: ignore[return-value]
+    try:
+        if path.name.endswith(".gz"):
+            return gzip.open(path, "rb")  # type: ignore[return-value]
+        return open(path, "rb")
     except OSError as error:
-        raise CompressError(f"{path}: cannot open: {describe(error)}") from error
+        raise CompressError(f"{path}: cannot open: {error.strerror or error}") from error
 
 
 @functools.lru_cache(maxsize=16)

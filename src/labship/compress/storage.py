@@ -314,13 +314,23 @@ def _hidden(relative: str) -> bool:
     return any(part.startswith(".") for part in relative.split("/"))
 
 
+def _listing(root: ObjectPath) -> list[Any]:
+    """Every entry under the prefix `root` (recursive; none when it does not exist)."""
+    import pyarrow.fs as pafs
+
+    selector = pafs.FileSelector(root.fs_path, recursive=True, allow_not_found=True)
+    try:
+        return _call(root, lambda fs: fs.get_file_info(selector), "list")  # type: ignore[no-any-return]
+    except OSError as error:  # it names the prefix already
+        raise CompressError(str(error)) from None
+
+
 def walk_objects(root: ObjectPath) -> Iterator[tuple[str, ObjectPath]]:
     """Every object under the prefix `root` (sorted, hidden names left out) with its listed stat."""
     import pyarrow.fs as pafs
 
     selector_root = root.fs_path
-    selector = pafs.FileSelector(selector_root, recursive=True, allow_not_found=True)
-    infos = _call(root, lambda fs: fs.get_file_info(selector), "list")
+    infos = _listing(root)
     prefix = selector_root + "/"
     for info in sorted(infos, key=lambda item: item.path):
         relative = info.path[len(prefix) :]
@@ -366,12 +376,14 @@ def clean_temporaries(root: Location) -> int:
         return clean_local_temporaries(root)
     import pyarrow.fs as pafs
 
-    selector = pafs.FileSelector(root.fs_path, recursive=True, allow_not_found=True)
     removed = 0
-    for info in _call(root, lambda fs: fs.get_file_info(selector), "list"):
+    for info in _listing(root):
         name = info.path.rsplit("/", 1)[-1]
         if info.type == pafs.FileType.File and name.startswith(".") and name.endswith(TEMP_SUFFIX):
-            delete(ObjectPath(root.bucket, info.path[len(root.bucket) + 1 :], root.endpoint))
+            try:
+                delete(ObjectPath(root.bucket, info.path[len(root.bucket) + 1 :], root.endpoint))
+            except OSError as error:
+                raise CompressError(f"{error}; the target keeps a temporary of a killed run") from None
             removed += 1
     return removed
 
@@ -415,8 +427,3 @@ def parse_url(url: str, endpoint: Endpoint) -> ObjectPath:
     if any(part in (".", "..") for part in key.split("/")):
         raise CompressError(f"{url}: `.` and `..` have no meaning in an object key; give the plain prefix")
     return ObjectPath(parts.netloc, key, endpoint)
-
-
-def is_object_url(text: str | os.PathLike[str]) -> bool:
-    """Whether `text` names object storage (`s3://...`) rather than a local path."""
-    return isinstance(text, str) and text.startswith(SCHEME)
