@@ -219,6 +219,8 @@ def test_a_killed_worker_leaves_no_partial_or_temporary_object(
         compress_dataset("sensors", source, target, Settings(), cluster=address, progress=KillOnce())
     except CompressError as error:  # allowed: the run may fail, but only naming a file
         assert f"s3://{moto.bucket}/kill/raw/day" in str(error)
+    else:  # it completed: the killed attempt's temporary went with the run's end
+        assert temporaries(moto, "kill/out") == []
     assert killed.is_set()
     outputs = download(moto, "kill/out")
     for name, data in outputs.items():  # whatever is under a final key is whole
