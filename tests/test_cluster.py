@@ -81,6 +81,28 @@ def test_cluster_run_writes_the_bytes_of_a_local_run(
     assert sum(worker["csv_bytes"] for worker in report.workers.values()) == report.csv_bytes
 
 
+def test_progress_counts_the_bytes_converted_on_the_workers_as_they_go(
+    dask_cluster: object, sensors: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cluster_module, "REPORT_EVERY_S", 0.0)  # an event per block (sent with the task)
+    advances: list[int] = []
+
+    class Record(ProgressHook):
+        def advance(self, count: int) -> None:
+            advances.append(count)
+
+    report = compress_dataset(
+        "sensors",
+        sensors,
+        tmp_path / "out",
+        Settings(block_bytes=32 << 10),  # ~10 blocks per file
+        cluster=dask_cluster.scheduler_address,
+        progress=Record(),
+    )
+    assert sum(advances) == report.csv_bytes  # exact: nothing lost, nothing counted twice
+    assert len(advances) > FILES  # the bar moved within files, not only when each one finished
+
+
 def test_a_killed_worker_loses_no_file_and_leaves_nothing_partial(
     dask_cluster: object, sensors: Path, local_output: dict[str, bytes], tmp_path: Path
 ) -> None:

@@ -51,8 +51,8 @@ class Dataset:
     """One CSV directory compressed into one Parquet directory (`[tool.labship.datasets.NAME]`)."""
 
     name: str
-    source: Path
-    target: Path
+    source: Path | str  # a directory (absolute), or an s3://bucket/prefix URL as written
+    target: Path | str
     columns: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
     types: dict[str, str] = field(default_factory=dict)
@@ -226,6 +226,11 @@ def check_format(reader: _Reader) -> int:
     return int(value)
 
 
+def _place(root: Path, text: str) -> Path | str:
+    """A dataset's directory under the experiment, or an object-storage URL kept as written."""
+    return text if text.startswith("s3://") else root / text
+
+
 def _dataset(reader: _Reader, name: str, root: Path) -> Dataset:
     columns = reader.str_list("columns")
     drop = reader.str_list("drop")
@@ -244,8 +249,8 @@ def _dataset(reader: _Reader, name: str, root: Path) -> Dataset:
         reader.fail("types", 'must be a table of column = "type", e.g. { Station = "int32" }')
     return Dataset(
         name=_checked_name(reader, name),
-        source=root / reader.required_str("source"),
-        target=root / reader.required_str("target"),
+        source=_place(root, reader.required_str("source")),
+        target=_place(root, reader.required_str("target")),
         columns=columns,
         drop=drop,
         types=dict(types),

@@ -47,6 +47,8 @@ def user_errors() -> Iterator[None]:
         "comment": "leading lines starting with this character are skipped; '' for none (default: #)",
         "cluster": "Dask scheduler address (tcp://host:8786) to convert on, or 'local' "
         "(default: compress-cluster of [tool.labship], else local)",
+        "endpoint_url": "S3 API endpoint for s3:// sources/targets (default: the DVC remote's endpointurl); "
+        "credentials: LABSHIP_ACCESS_KEY_ID/LABSHIP_SECRET_ACCESS_KEY or the DVC remote's, never a flag",
     }
 )
 def compress(  # type: ignore[no-untyped-def]
@@ -70,6 +72,7 @@ def compress(  # type: ignore[no-untyped-def]
     skip_lines=None,
     comment=None,
     cluster=None,
+    endpoint_url=None,
 ):
     """Convert CSV to Parquet for the datasets of [tool.labship.datasets] (only what changed)."""
     from pathlib import Path
@@ -97,12 +100,13 @@ def compress(  # type: ignore[no-untyped-def]
         )
         reports = engine.run(
             dataset=dataset,
-            source=Path(source) if source else None,
-            target=Path(target) if target else None,
+            source=source or None,  # a path, or s3://bucket/prefix (kept a string: Path would eat a /)
+            target=target or None,
             overrides=overrides,
             report_path=Path(report) if report else None,
             jobs=int(jobs) if jobs is not None else None,
             cluster=cluster,
+            endpoint_url=endpoint_url,
         )
     if source is None and overrides == engine.Overrides():
         record_lineage([report.name for report in reports])
@@ -152,6 +156,8 @@ def record_lineage(dataset_names: list[str]) -> None:
     with user_errors():
         config = load_config()
         for name in dataset_names:
+            if isinstance(config.dataset(name).target, str):
+                continue  # on object storage: not a DVC output of this repository
             if stage := data.record_compress(config.root, config.dataset(name)):
                 print(f"recorded data for stage {stage!r} in dvc.lock (commit it with git)")
 

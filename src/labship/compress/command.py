@@ -6,13 +6,15 @@ from pathlib import Path
 
 from labship.compress.cluster import LOCAL, check_address
 from labship.compress.dataset import compress_dataset
+from labship.compress.endpoints import location
 from labship.compress.errors import CompressError
 from labship.compress.report import DatasetReport, RichProgress, print_reports
 from labship.compress.settings import Overrides, Settings, settings_for
+from labship.compress.storage import Location
 
 
 def _check_options(
-    dataset: str | None, source: Path | None, target: Path | None, overrides: Overrides
+    dataset: str | None, source: Path | str | None, target: Path | str | None, overrides: Overrides
 ) -> None:
     if (source is None) != (target is None):
         raise CompressError(
@@ -25,22 +27,26 @@ def _check_options(
 
 
 def _adhoc(
-    source: Path, target: Path, overrides: Overrides, root: Path | None
-) -> tuple[float, list[tuple[str, Path, Path, Settings]]]:
+    source: Path | str, target: Path | str, overrides: Overrides, root: Path | None, endpoint_url: str | None
+) -> tuple[float, list[tuple[str, Location, Location, Settings]]]:
     from labship.config import DEFAULT_UPLINK_MBPS, ConfigError, load_config
 
     try:
-        uplink = load_config(root).uplink_mbps
+        config = load_config(root)
+        uplink, experiment = config.uplink_mbps, config.root
     except ConfigError:
-        uplink = DEFAULT_UPLINK_MBPS
+        uplink, experiment = DEFAULT_UPLINK_MBPS, root
     base = Path.cwd()
     settings = settings_for(None, overrides, origin="--source/--target")
-    return uplink, [("adhoc", base / source, base / target, settings)]
+    places = [
+        location(text, base=base, root=experiment, endpoint_url=endpoint_url) for text in (source, target)
+    ]
+    return uplink, [("adhoc", places[0], places[1], settings)]
 
 
 def _configured(
-    dataset: str | None, overrides: Overrides, root: Path | None
-) -> tuple[float, list[tuple[str, Path, Path, Settings]]]:
+    dataset: str | None, overrides: Overrides, root: Path | None, endpoint_url: str | None
+) -> tuple[float, list[tuple[str, Location, Location, Settings]]]:
     from labship.config import load_config
 
     config = load_config(root)
@@ -53,8 +59,8 @@ def _configured(
     return config.uplink_mbps, [
         (
             item.name,
-            item.source,
-            item.target,
+            location(item.source, base=config.root, root=config.root, endpoint_url=endpoint_url),
+            location(item.target, base=config.root, root=config.root, endpoint_url=endpoint_url),
             settings_for(item, overrides, origin=f"{config.pyproject} [tool.labship.datasets.{item.name}]"),
         )
         for item in chosen
@@ -87,24 +93,28 @@ def _write_report(report_path: Path, uplink: float, reports: list[DatasetReport]
 def run(
     *,
     dataset: str | None = None,
-    source: Path | None = None,
-    target: Path | None = None,
+    source: Path | str | None = None,
+    target: Path | str | None = None,
     overrides: Overrides | None = None,
     report_path: Path | None = None,
     jobs: int | None = None,
     root: Path | None = None,
     progress: bool = True,
     cluster: str | None = None,
+    endpoint_url: str | None = None,
 ) -> list[DatasetReport]:
-    """What `invoke compress` does: convert the chosen datasets, print the table, write the JSON report."""
+    """What `invoke compress` does: convert the chosen datasets, print the table, write the JSON report.
+
+    `source`/`target` (and a dataset's) may be `s3://bucket/prefix`: `endpoint_url` and the
+    credentials are found as `labship.compress.endpoints` describes."""
     overrides = overrides or Overrides()
     _check_options(dataset, source, target, overrides)
     if report_path is not None and report_path.is_dir():
         raise CompressError(f"--report {report_path}: is a directory; give a file path such as report.json")
     if source is not None and target is not None:
-        uplink, chosen = _adhoc(source, target, overrides, root)
+        uplink, chosen = _adhoc(source, target, overrides, root, endpoint_url)
     else:
-        uplink, chosen = _configured(dataset, overrides, root)
+        uplink, chosen = _configured(dataset, overrides, root, endpoint_url)
     cluster = check_address(cluster or _configured_cluster(root))
     reports, errors = [], []
     for name, source_dir, target_dir, settings in chosen:

@@ -1,7 +1,7 @@
 """Converting a dataset: discovery, target safety, the manifest, rounds of conversion, the report.
 
-1. The sources (regular `.csv`/`.csv.gz` files under the source directory; other entries are
-   skipped with a note) are compared with the manifest of the previous run: a file whose size,
+1. The sources (regular `.csv`/`.csv.gz` files under the source directory or `s3://` prefix; other
+   entries are skipped with a note) are compared with the manifest of the previous run: a file whose size,
    mtime and settings are unchanged is skipped without being opened.
 2. The whole plan is made before the target is touched: settings validated, every changed file's
    dialect and header read, the dataset schema inferred (`schema.plan_dataset`). A bad setting or
@@ -16,16 +16,19 @@
    converts only what is left and the previous outputs stay in place meanwhile.
 5. Outputs of sources that are gone, and old outputs a source no longer produces, are removed
    only after the run succeeded, and only when they lie inside the target.
+
+Where the bytes live (a local directory or object storage) is `labship.compress.storage`'s concern.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import stat as stat_module
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +36,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from labship._fs import clean_temporaries
-from labship.compress import resume
+from labship.compress import resume, storage
 from labship.compress.cluster import LOCAL, run_on_cluster
 from labship.compress.errors import CompressError, Promotion, printable
 from labship.compress.manifest import Manifest
@@ -44,6 +46,7 @@ from labship.compress.report import DatasetReport, ProgressHook
 from labship.compress.schema import Plan, SourceHeader, plan_dataset, unify
 from labship.compress.settings import Settings, validate
 from labship.compress.sinks import output_name, rejected_name
+from labship.compress.storage import Location, ObjectPath
 
 POOL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs more than it saves
 MAX_ROUNDS = 20
@@ -53,9 +56,9 @@ MAX_ROUNDS = 20
 class FileJob:
     """Everything a worker needs to convert one source."""
 
-    source: Path
+    source: Location
     relative: str
-    target: Path
+    target: Location
     header: SourceHeader
     plan: Plan
     settings: Settings
@@ -132,8 +135,11 @@ def _pool_job(job: FileJob) -> JobOutcome:
     return run_job(job, _worker_progress.put if _worker_progress is not None else None)
 
 
-def check_separate(source: Path, target: Path) -> None:
+def check_separate(source: Location, target: Location) -> None:
     """Refuse a target equal to, inside, or above the source (compared as resolved paths)."""
+    if not (isinstance(source, Path) and isinstance(target, Path)):
+        storage.check_separate_objects(source, target)
+        return
     try:
         real_source, real_target = source.resolve(strict=False), target.resolve(strict=False)
     except (OSError, RuntimeError) as error:
@@ -169,18 +175,9 @@ def _regular(path: Path, notes: list[str]) -> os.stat_result | None:
     return result
 
 
-def find_sources(
-    source: Path, *, notes: list[str] | None = None, stats: dict[str, os.stat_result] | None = None
-) -> dict[str, Path]:
-    """Regular `.csv` and `.csv.gz` files under `source` by relative path (sorted), hidden ones left out.
-
-    Skipped entries are described in `notes`; `stats` receives each found file's stat."""
-    notes = [] if notes is None else notes
-    stats = {} if stats is None else stats
+def _walk_local(source: Path, notes: list[str]) -> Iterator[tuple[str, Path, os.stat_result]]:
     if not source.is_dir():
         raise CompressError(f"source directory {source} does not exist; create it or fix `source`")
-    found: dict[str, Path] = {}
-    outputs: dict[str, str] = {}
 
     def walk_error(error: OSError) -> None:
         notes.append(f"{error.filename}: skipped: {error.strerror or error}")
@@ -190,17 +187,38 @@ def find_sources(
         directories[:] = sorted(name for name in directories if not name.startswith("."))
         for name in sorted(files):
             found_stat = _regular(here / name, notes) if _is_source_name(name) else None
-            if found_stat is None:
-                continue
-            relative = (here / name).relative_to(source).as_posix()
-            stats[relative] = found_stat
-            clash = outputs.get(output_name(relative))
-            if clash:
-                raise CompressError(
-                    f"{source}: {clash} and {relative} would both become {output_name(relative)}; keep one"
-                )
-            outputs[output_name(relative)] = relative
-            found[relative] = here / name
+            if found_stat is not None:
+                yield (here / name).relative_to(source).as_posix(), here / name, found_stat
+
+
+def _walk_objects(source: ObjectPath) -> Iterator[tuple[str, ObjectPath, storage.ObjectStat]]:
+    storage.check_bucket(source)
+    for relative, path in storage.walk_objects(source):
+        if _is_source_name(path.name) and path.listed is not None:
+            yield relative, path, path.listed
+
+
+def find_sources(
+    source: Location, *, notes: list[str] | None = None, stats: dict[str, Any] | None = None
+) -> dict[str, Location]:
+    """Regular `.csv` and `.csv.gz` files under `source` by relative path (sorted), hidden ones left out.
+
+    Skipped entries are described in `notes`; `stats` receives each found file's stat (an
+    `os.stat_result`, or the size and LastModified of the listing on object storage)."""
+    notes = [] if notes is None else notes
+    stats = {} if stats is None else stats
+    found: dict[str, Location] = {}
+    outputs: dict[str, str] = {}
+    walk = _walk_local(source, notes) if isinstance(source, Path) else _walk_objects(source)
+    for relative, path, found_stat in walk:
+        stats[relative] = found_stat
+        clash = outputs.get(output_name(relative))
+        if clash:
+            raise CompressError(
+                f"{source}: {clash} and {relative} would both become {output_name(relative)}; keep one"
+            )
+        outputs[output_name(relative)] = relative
+        found[relative] = path
     return dict(sorted(found.items()))
 
 
@@ -246,7 +264,11 @@ class _Round:
     def _resumed_jobs(self, progress: ProgressHook) -> list[FileJob | PackJob]:
         """The jobs left after taking what a failed run of the same plan finished (see `resume`)."""
         data = self.dataset
-        kept = resume.load(data.target, data.stats, settings=data.fingerprint, schema=self.plan.fingerprint())
+        kept = (
+            resume.load(data.target, data.stats, settings=data.fingerprint, schema=self.plan.fingerprint())
+            if isinstance(data.target, Path)
+            else {}  # object storage: a failed round's temporaries are deleted (see `storage`)
+        )
         planned, jobs = self.jobs(), []
         for job in planned:
             members = job.members if isinstance(job, PackJob) else (job,)
@@ -270,7 +292,7 @@ class _Round:
         try:
             jobs = self._resumed_jobs(progress)
             if cluster != LOCAL:
-                # a worker killed mid-file leaves its temporary; the retry rewrites that same name
+                # a worker killed mid-file leaves its temporary; the retry writes a name of its own
                 self.dataset.report.workers = run_on_cluster(
                     jobs, address=cluster, progress=progress, record=self.record
                 )
@@ -288,12 +310,16 @@ class _Round:
             self.keep()
             raise CompressError("\n".join(self.dataset.report.errors))
         self.dataset.publish(self.results)
-        resume.clear(self.dataset.target)
+        if isinstance(self.dataset.target, Path):
+            resume.clear(self.dataset.target)
         return {}
 
     def keep(self) -> None:
-        """Keep the finished outputs of a failed round for the next run (`resume`)."""
+        """Keep the finished outputs of a failed round for the next run (`resume`; local targets)."""
         data = self.dataset
+        if not isinstance(data.target, Path):
+            self.discard()
+            return
         resume.keep(
             data.target, self.results, data.stats, settings=data.fingerprint, schema=self.plan.fingerprint()
         )
@@ -302,7 +328,8 @@ class _Round:
         """Remove the staged outputs of this round (a failed or widened round publishes nothing)."""
         for result in self.results.values():
             for staged, _final in result.staged:
-                (self.dataset.target / staged).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # a temporary left here is removed by the next run
+                    storage.delete(self.dataset.target / staged)
 
 
 def worker_count(jobs: int | None, *, files: int, total_bytes: int) -> int:
@@ -384,24 +411,27 @@ class _Workers:
 class _Dataset:
     """The state of one dataset's run: sources, stats, manifest, headers, report."""
 
-    def __init__(self, report: DatasetReport, source: Path, target: Path, settings: Settings) -> None:
+    def __init__(self, report: DatasetReport, source: Location, target: Location, settings: Settings) -> None:
         self.report = report
         self.source = source
         self.target = target
         self.settings = settings
         self.fingerprint = settings.fingerprint()
-        self.stats: dict[str, os.stat_result] = {}
+        self.stats: dict[str, Any] = {}
         self.sources = find_sources(source, notes=report.notes, stats=self.stats)
         self.manifest = Manifest.load(target)
-        self.headers: dict[Path, SourceHeader] = {}
+        self.headers: dict[Location, SourceHeader] = {}
         sizes = {relative: self.stats[relative].st_size for relative in self.sources}
         self.packs: list[Pack] = group(sizes, pack_bytes=settings.pack_bytes) if settings.pack_bytes else []
 
     def changed(self) -> list[str]:
+        exists = storage.existence(self.target) if self.manifest.files else (lambda _path: False)
         return [
             rel
             for rel in self.sources
-            if not self.manifest.is_current(rel, self.stats[rel], self.fingerprint, self.target)
+            if not self.manifest.is_current(
+                rel, self.stats[rel], self.fingerprint, self.target, exists=exists
+            )
         ]
 
     def gone(self) -> list[str]:
@@ -409,14 +439,17 @@ class _Dataset:
 
     def publish(self, results: dict[str, FileResult]) -> None:
         """Rename every staged output into place, then record them in the manifest."""
+        pairs = [
+            (self.target / staged, self.target / final)
+            for result in results.values()
+            for staged, final in result.staged
+        ]
         try:
-            for result in results.values():
-                for staged, final in result.staged:
-                    os.replace(self.target / staged, self.target / final)
+            storage.publish_all(pairs)
         except OSError as error:
             raise CompressError(
-                f"{self.target}: cannot put the new outputs in place: {error.strerror or error} "
-                f"({error.filename})"
+                f"{self.target}: cannot put the new outputs in place: {storage.describe(error)} "
+                f"({error.filename or 'object storage'})"
             ) from error
         for relative, result in sorted(results.items()):
             self._record(relative, result)
@@ -438,8 +471,22 @@ class _Dataset:
         self.report.converted += 1
         self.report.converted_csv_bytes += result.csv_bytes
 
-    def remove_stale(self, previous: list[Path]) -> None:
+    def remove_stale(self, previous: list[Location]) -> None:
         """Old outputs that no current source produces any more (resolved inside the target only)."""
+        if isinstance(self.target, ObjectPath):
+            current = {
+                str(self.target / output)
+                for entry in self.manifest.files.values()
+                for output in entry.get("outputs", [])
+            }
+            for stale in previous:
+                if (
+                    str(stale) not in current
+                    and isinstance(stale, ObjectPath)
+                    and stale.is_relative_to(self.target)
+                ):
+                    _unlink(stale)
+            return
         root = self.target.resolve()
         current = {
             (self.target / output).resolve()
@@ -452,14 +499,14 @@ class _Dataset:
                 _unlink(path)
 
 
-def _unlink(path: Path) -> None:
+def _unlink(path: Location) -> None:
     try:
-        path.unlink(missing_ok=True)
+        storage.delete(path)
     except OSError as error:
-        raise CompressError(f"{path}: cannot remove the old output: {error.strerror or error}") from error
+        raise CompressError(f"{path}: cannot remove the old output: {storage.describe(error)}") from error
 
 
-def dialect_notes(headers: dict[Path, Any], sources: dict[str, Path]) -> list[str]:
+def dialect_notes(headers: dict[Location, Any], sources: dict[str, Location]) -> list[str]:
     """One note per dialect other than plain comma/LF/header, naming its files (up to 3)."""
     files: dict[str, list[str]] = {}
     for relative, path in sources.items():
@@ -472,10 +519,14 @@ def dialect_notes(headers: dict[Path, Any], sources: dict[str, Path]) -> list[st
     ]
 
 
-def _prepare_target(target: Path) -> None:
+def _prepare_target(target: Location) -> None:
+    if isinstance(target, ObjectPath):
+        storage.check_bucket(target)
+        storage.clean_temporaries(target)
+        return
     try:
         target.mkdir(parents=True, exist_ok=True)
-        clean_temporaries(target)
+        storage.clean_temporaries(target)
     except OSError as error:
         raise CompressError(
             f"target {target}: cannot write there: {error.strerror or error}; fix its permissions or "
@@ -533,6 +584,8 @@ def _plan_and_convert(
     data.manifest.columns = {"kept": plan.columns, "available": available}
     data.manifest.save(data.target)
     data.remove_stale(previous)
+    if cluster != LOCAL:
+        storage.clean_temporaries(data.target)  # what zombie attempts of killed workers left
 
 
 def _totals(report: DatasetReport, manifest: Manifest) -> None:
@@ -550,8 +603,8 @@ def _totals(report: DatasetReport, manifest: Manifest) -> None:
 
 def compress_dataset(
     name: str,
-    source: Path,
-    target: Path,
+    source: Location,
+    target: Location,
     settings: Settings,
     *,
     uplink_mbps: float = 24.5,
@@ -563,7 +616,8 @@ def compress_dataset(
     started = time.perf_counter()
     validate(settings)
     use_lean_allocator()
-    source, target = Path(source), Path(target)
+    source = source if isinstance(source, ObjectPath) else Path(source)
+    target = target if isinstance(target, ObjectPath) else Path(target)
     check_separate(source, target)
     report = DatasetReport(name=name, source=str(source), target=str(target), uplink_mbps=uplink_mbps)
     data = _Dataset(report, source, target, settings)

@@ -27,12 +27,14 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from labship.compress.dialect import BOM, Dialect
 from labship.compress.errors import CompressError, printable
+from labship.compress.storage import Location, open_read
 
 # a record longer than this is almost certainly an unterminated quote; bounding it bounds memory
 MAX_RECORD_BYTES = 64 << 20
@@ -85,8 +87,28 @@ class Block:
         return newlines + (0 if ends_with_newline else 1)
 
 
-def open_bytes(path: Path) -> io.BufferedIOBase:
-    """The file's bytes, decompressed for `.gz`; OS errors name the path."""
+class _OwningGzip(gzip.GzipFile):
+    """A gzip reader over an opened stream that closes the stream too (as `gzip.open(path)` does)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__(fileobj=raw, mode="rb")
+        self.raw = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.raw.close()
+
+
+def open_bytes(path: Location) -> io.BufferedIOBase:
+    """The file's bytes, decompressed for `.gz`; OS errors name the path (local or `s3://`)."""
+    if not isinstance(path, Path):
+        try:
+            raw = open_read(path)
+        except OSError as error:  # it names the object already
+            raise CompressError(str(error)) from None
+        return _OwningGzip(raw) if path.name.endswith(".gz") else raw  # type: ignore[return-value]
     try:
         if path.name.endswith(".gz"):
             return gzip.open(path, "rb")  # type: ignore[return-value]

@@ -1,36 +1,38 @@
 """Where parsed rows go: one Parquet file per source, hive partitions, and the rejected-rows side file.
 
-Every sink writes under a temporary name of the one labship pattern (`.<name>.labship-tmp`,
-`labship._fs.TEMP_SUFFIX`, ignored by the generated `.dvcignore`); `commit` closes and verifies the
-row count and returns (temporary, final) pairs: the dataset publishes them (renames into place)
-only once every file of the run succeeded, so a failed run leaves the previous outputs intact.
-`abandon` removes the temporary. Nothing under a final name is ever partial.
+Every sink writes under a temporary name of the one labship pattern (`.<name>.<attempt>.labship-tmp`,
+`labship._fs.TEMP_SUFFIX`, ignored by the generated `.dvcignore`), unique per attempt so a retried
+cluster task never shares a file with a zombie attempt; `commit` closes and verifies the row count
+and returns (temporary, final) pairs: the dataset publishes them (renames into place, or copies on
+object storage: `labship.compress.storage`) only once every file of the run succeeded, so a failed
+run leaves the previous outputs intact. `abandon` removes the temporary. Nothing under a final name
+is ever partial.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
-from pathlib import Path
-from typing import Any, Protocol
+import uuid
+from typing import IO, Any, Protocol
 from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from labship._fs import TEMP_SUFFIX
+from labship.compress import storage
 from labship.compress.errors import CompressError
 from labship.compress.schema import Plan
 from labship.compress.settings import Settings
+from labship.compress.storage import Location
 
 REJECTED_DIR = "_rejected"
 MAX_PARTITIONS = 1000
 
 
-def temporary(path: Path) -> Path:
-    """The in-progress name of `path` (hidden, labship's one temporary suffix)."""
-    return path.with_name(f".{path.name}{TEMP_SUFFIX}")
+def temporary(path: Location) -> Location:
+    """A fresh in-progress name of `path` (hidden, unique to this attempt, labship's temporary suffix)."""
+    return storage.attempt_temporary(path, uuid.uuid4().hex[:12])
 
 
 def output_name(relative: str) -> str:
@@ -76,13 +78,13 @@ class Sink(Protocol):
 
     def write(self, table: pa.Table) -> None: ...
 
-    def commit(self, expected_rows: int, source: Path) -> list[tuple[Path, Path]]: ...
+    def commit(self, expected_rows: int, source: Location) -> list[tuple[Location, Location]]: ...
 
     def abandon(self) -> None: ...
 
 
-def _verify(path: Path, expected_rows: int, source: Path) -> None:
-    written = pq.read_metadata(path).num_rows
+def _verify(path: Location, expected_rows: int, source: Location) -> None:
+    written = storage.parquet_metadata(path).num_rows
     if written != expected_rows:
         raise CompressError(f"{source}: wrote {written} rows but read {expected_rows}; output discarded")
 
@@ -93,12 +95,15 @@ class FileSink:
     `staged=True` leaves the verified file under its temporary name (`staged_path`) for the caller
     to rename once every file of the run is done."""
 
-    def __init__(self, path: Path, schema: pa.Schema, options: dict[str, Any]) -> None:
+    def __init__(self, path: Location, schema: pa.Schema, options: dict[str, Any]) -> None:
         self.path = path
         self.schema = schema
         self.temporary = temporary(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.writer: pq.ParquetWriter | None = pq.ParquetWriter(self.temporary, schema, **options)
+        storage.make_parent(path)
+        where, filesystem = storage.parquet_destination(self.temporary)
+        self.writer: pq.ParquetWriter | None = pq.ParquetWriter(
+            where, schema, filesystem=filesystem, **options
+        )
         self.rows = 0
 
     def write(self, table: pa.Table) -> None:
@@ -109,7 +114,7 @@ class FileSink:
         self.writer.write_table(table, row_group_size=max(table.num_rows, 1))
         self.rows += table.num_rows
 
-    def commit(self, expected_rows: int, source: Path) -> list[tuple[Path, Path]]:
+    def commit(self, expected_rows: int, source: Location) -> list[tuple[Location, Location]]:
         """Close and verify the row count; the (temporary, final) pair to publish."""
         assert self.writer is not None
         self.writer.close()
@@ -122,7 +127,7 @@ class FileSink:
         if self.writer is not None:
             with contextlib.suppress(Exception):  # the file is deleted anyway
                 self.writer.close()
-        self.temporary.unlink(missing_ok=True)
+        storage.delete(self.temporary)
 
 
 def _partition_dir(names: tuple[str, ...], values: tuple[Any, ...]) -> str:
@@ -142,7 +147,7 @@ class PartitionedSink:
     """Hive-style output `COL=value/<name>.parquet`: one writer per partition value of this source."""
 
     def __init__(
-        self, root: Path, file_name: str, schema: pa.Schema, by: tuple[str, ...], options: dict[str, Any]
+        self, root: Location, file_name: str, schema: pa.Schema, by: tuple[str, ...], options: dict[str, Any]
     ) -> None:
         self.root = root
         self.file_name = file_name
@@ -180,7 +185,7 @@ class PartitionedSink:
             self._sink(values).write(table.filter(self._mask(table, values)).drop_columns(list(self.by)))
         self.rows += table.num_rows
 
-    def commit(self, expected_rows: int, source: Path) -> list[tuple[Path, Path]]:
+    def commit(self, expected_rows: int, source: Location) -> list[tuple[Location, Location]]:
         """Commit every partition file."""
         if self.rows != expected_rows:
             raise CompressError(f"{source}: partitioned {self.rows} rows but read {expected_rows}")
@@ -202,23 +207,23 @@ def _csv_cell(value: str) -> str:
 class RejectedRows:
     """Side file of rows set aside by `--on-bad-rows skip`: the header, then each row as read."""
 
-    def __init__(self, path: Path, header: list[str]) -> None:
+    def __init__(self, path: Location, header: list[str]) -> None:
         self.path = path
         self.header = header
         self.temporary = temporary(path)
-        self.handle: io.BufferedWriter | None = None
+        self.handle: IO[bytes] | None = None
         self.count = 0
 
     def add(self, raw: bytes) -> None:
         """Append one raw row."""
         if self.handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.handle = open(self.temporary, "wb")  # noqa: SIM115 - closed in finish()
+            storage.make_parent(self.path)
+            self.handle = storage.open_write(self.temporary)
             self.handle.write((",".join(_csv_cell(name) for name in self.header) + "\n").encode())
         self.handle.write(raw.rstrip(b"\r\n") + b"\n")
         self.count += 1
 
-    def finish(self) -> list[tuple[Path, Path]]:
+    def finish(self) -> list[tuple[Location, Location]]:
         """Close; the (temporary, final) pair to publish, if any row was set aside."""
         if self.handle is None:
             return []
@@ -230,4 +235,4 @@ class RejectedRows:
         """Remove the temporary."""
         if self.handle is not None:
             self.handle.close()
-        self.temporary.unlink(missing_ok=True)
+        storage.delete(self.temporary)
