@@ -139,3 +139,19 @@ def test_cut_points_do_not_move_when_a_file_is_added() -> None:
     grown = group({**sizes, "f0250a.csv": 10_000}, pack_bytes=80_000)
     assert 40 <= len(packs) <= 100
     assert len({pack.name for pack in packs} - {pack.name for pack in grown}) <= 2
+
+
+def test_packed_on_a_dask_cluster_is_byte_identical_to_a_local_run(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    source = make_sources(tmp_path / "src", 20)
+    convert(source, tmp_path / "local")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        report = compress_dataset(
+            "t", source, tmp_path / "cluster", Settings(pack_bytes=PACK), cluster=cluster.scheduler_address
+        )
+    assert outputs(tmp_path / "cluster") == outputs(tmp_path / "local")
+    assert sum(item["csv_bytes"] for item in report.workers.values()) == sum(  # type: ignore[attr-defined]
+        path.stat().st_size for path in source.iterdir()
+    )

@@ -3,8 +3,9 @@
 The client does everything but the conversions, exactly as a local run: it finds the sources,
 reads their dialects and headers, unifies the schema, and owns the manifest and the report. Each
 `FileJob` becomes one task that runs `dataset.run_job` — the very function the local pool runs —
-on some worker, so the bytes written are those of a local run. Outcomes come back as they finish and
-are recorded (and the manifest saved) one by one, so an interrupted run resumes where it stopped.
+on some worker (a `PackJob` in the packed layout), so the bytes written are those of a local run.
+Outcomes are recorded as they come back; a failed or interrupted run keeps the finished outputs of a
+local target for the re-run (`labship.compress.resume`).
 
 Workers read the sources and write the outputs at the same places as the client: local paths need
 a filesystem they share (one machine, or a shared mount such as NFS/Lustre on HPC); `s3://` sources
@@ -112,7 +113,7 @@ def _cluster_job(job: FileJob, topic: str, index: int, every: float) -> ClusterO
     started = time.perf_counter()
     outcome = run_job(job, reporter)
     reporter.flush()
-    size = outcome.result.csv_bytes if outcome.result is not None else 0
+    size = sum(result.csv_bytes for result in outcome.results())
     return ClusterOutcome(outcome, worker.address, time.perf_counter() - started, size)
 
 
@@ -155,7 +156,7 @@ def run_on_cluster(
     workers: dict[str, dict[str, float]] = {}
     run_id = uuid.uuid4().hex[:8]
     topic = f"labship-compress-progress-{run_id}"
-    tally = _Tally(progress, [job.source.stat().st_size for job in jobs])
+    tally = _Tally(progress, [job.source_bytes() for job in jobs])
     with _connect(address) as client:
         client.subscribe_topic(topic, tally.on_event)
         try:

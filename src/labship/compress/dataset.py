@@ -63,6 +63,10 @@ class FileJob:
     plan: Plan
     settings: Settings
 
+    def source_bytes(self) -> int:
+        """The source's CSV bytes (what progress counts)."""
+        return self.source.stat().st_size
+
 
 @dataclass(frozen=True)
 class PackJob:
@@ -80,6 +84,10 @@ class PackJob:
     def relative(self) -> str:
         return self.name
 
+    def source_bytes(self) -> int:
+        """The members' CSV bytes (what progress counts)."""
+        return sum(member.source_bytes() for member in self.members)
+
 
 @dataclass(frozen=True)
 class JobOutcome:
@@ -88,6 +96,11 @@ class JobOutcome:
     relative: str
     result: FileResult | None = None
     more: tuple[FileResult, ...] = ()  # the other members' results of a pack
+
+    def results(self) -> list[FileResult]:
+        """Every source's result (one per member of a pack), or none."""
+        return [self.result, *self.more] if self.result is not None else []
+
     promotions: dict[str, pa.DataType] = field(default_factory=dict)
     error: str | None = None
 
@@ -253,7 +266,7 @@ class _Round:
     def record(self, outcome: JobOutcome) -> None:
         data = self.dataset
         if outcome.result is not None:
-            for result in (outcome.result, *outcome.more):
+            for result in outcome.results():
                 self.results[result.source] = result
         elif outcome.error is not None:
             data.report.errors.append(outcome.error)
