@@ -383,3 +383,18 @@ def test_a_codec_level_that_cannot_work_is_refused_before_writing(
     with pytest.raises(CompressError, match=rf"codec '{codec}' level {level}: .*leave it unset"):
         convert(tmp_path / "csv", tmp_path / "out", codec=codec, level=level)
     assert not (tmp_path / "out").exists()
+
+
+def test_pack_mb_from_the_dataset_table_and_the_flag(tmp_path: Path) -> None:
+    root = experiment(tmp_path, "pack-mb = 1\n")
+    result = invoke(root)
+    assert result.returncode == 0, result.stderr
+    target = root / "data" / "processed" / "pems"
+    packed = sorted(path.relative_to(target).as_posix() for path in target.rglob("*.parquet"))
+    assert packed and all(name.startswith("packs/pack-") for name in packed) and len(packed) < 3
+    assert sum(pq.read_metadata(target / name).num_rows for name in packed) == 3000
+    result = invoke(root, "--pack-mb", "0")  # the flag wins: one Parquet file per CSV again
+    assert result.returncode == 0, result.stderr
+    assert len(list(target.glob("*.parquet"))) == 3 and not list(target.rglob("packs/*.parquet"))
+    result = invoke(root, "--pack-mb", "-5")
+    assert result.returncode == 1 and "--pack-mb -5: give a whole number of MB" in result.stderr
