@@ -124,7 +124,10 @@ class _Pump:
 
     def flush(self) -> None:
         if self.pending:
-            self.writer.put(pa.concat_tables(self.pending))
+            # each parsed block has its own dictionaries; a column chunk whose dictionary changes
+            # midway falls back to plain encoding: dictionary columns came out 1.6-2x bigger in row
+            # groups spanning several blocks (long files, packs) until the chunks shared one
+            self.writer.put(pa.concat_tables(self.pending).unify_dictionaries())
             self.pending, self.pending_rows = [], 0
 
 
