@@ -356,19 +356,20 @@ def check_engine() -> None:
         )
 
 
+def _inspect(tag: str, template: str) -> subprocess.CompletedProcess[str]:
+    """`docker image inspect --format TEMPLATE tag` (exit status 1 when the image is absent)."""
+    return subprocess.run(
+        ["docker", "image", "inspect", "--format", template, tag], capture_output=True, text=True, check=False
+    )
+
+
 def image_exists(tag: str) -> bool:
-    result = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False)
-    return result.returncode == 0
+    return _inspect(tag, "{{.Id}}").returncode == 0
 
 
 def inspect_image(tag: str) -> tuple[str, int]:
     """(image id, size in bytes) of a local image."""
-    result = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{.Id}} {{.Size}}", tag],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = _inspect(tag, "{{.Id}} {{.Size}}")
     if result.returncode != 0:
         raise ImageError(f"image {tag} not found after the build: {result.stderr.strip()}")
     image_id, size = result.stdout.split()
@@ -505,12 +506,7 @@ def pull_image(tag: str) -> tuple[bool, str]:
 
 def image_labels(tag: str) -> dict[str, str]:
     """The labels of a local image ({} when it is absent)."""
-    result = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", tag],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = _inspect(tag, "{{json .Config.Labels}}")
     return (json.loads(result.stdout) or {}) if result.returncode == 0 else {}
 
 
