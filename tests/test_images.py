@@ -141,13 +141,15 @@ BUILDKIT_LOG = """\
 """
 
 LEGACY_LOG = """\
-Step 1/5 : ARG BASE_IMAGE=x
-Step 2/5 : FROM local/base:1 AS builder
-Step 3/5 : COPY pyproject.toml uv.lock ./
+Step 1/6 : ARG BASE_IMAGE=x
+Step 2/6 : FROM local/base:1 AS builder
+Step 3/6 : USER 0
  ---> Using cache
-Step 4/5 : RUN uv sync
+Step 4/6 : COPY pyproject.toml uv.lock ./
+ ---> Using cache
+Step 5/6 : RUN uv sync
  ---> Running in 0f5186ec293d
-Step 5/5 : COPY --from=builder /opt/venv /opt/venv
+Step 6/6 : COPY --from=builder /opt/venv /opt/venv
 """
 
 

@@ -434,6 +434,7 @@ class StepCounter:
 
     BUILDKIT_STEP = re.compile(r"^#(\d+) \[[^\]]+\] ")
     BUILDKIT_CACHED = re.compile(r"^#(\d+) CACHED")
+    LEGACY_ANY_STEP = re.compile(r"^Step \d+/\d+ : ")
     LEGACY_STEP = re.compile(r"^Step \d+/\d+ : (RUN|COPY|ADD) ")
 
     def __init__(self, buildkit: bool) -> None:
@@ -442,6 +443,7 @@ class StepCounter:
         self._cached: set[str] = set()
         self._legacy_steps = 0
         self._legacy_cached = 0
+        self._legacy_counted = False  # whether the current legacy step is a RUN, COPY or ADD
 
     def feed(self, line: str) -> None:
         if self.buildkit:
@@ -450,9 +452,10 @@ class StepCounter:
                     self._steps.add(step[1])
             elif cached := self.BUILDKIT_CACHED.match(line):
                 self._cached.add(cached[1])
-        elif self.LEGACY_STEP.match(line):
-            self._legacy_steps += 1
-        elif line.strip() == "---> Using cache":
+        elif self.LEGACY_ANY_STEP.match(line):
+            self._legacy_counted = bool(self.LEGACY_STEP.match(line))
+            self._legacy_steps += self._legacy_counted
+        elif line.strip() == "---> Using cache" and self._legacy_counted:
             self._legacy_cached += 1
 
     @property
