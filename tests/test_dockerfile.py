@@ -95,7 +95,8 @@ def test_stages_before_final_hold_nothing_of_the_project(rendered: Path) -> None
     pyproject.toml or uv.lock, which hold the project's name, version and description)."""
     text = (rendered / "Dockerfile").read_text()
     before_final = text.split(" AS final", 1)[0]
-    assert "traffic" not in before_final.lower()  # project_name "Traffic experiment", package "traffic_experiment"
+    # the defaults: project_name "Traffic experiment", package_name "traffic_experiment"
+    assert "traffic" not in before_final.lower()
     assert "traffic_experiment-src.pth" in text.split(" AS final", 1)[1]
     if (rendered / "pyproject.toml").read_text().count("requires-poetry"):
         return  # Poetry exports only with a plugin: its dependency layer still takes pyproject.toml
