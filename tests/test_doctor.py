@@ -5,12 +5,10 @@ server, a listening socket, the real `uv`."""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import socket
 import subprocess
-import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 from labship import doctor
 from labship.config import load_config
 from labship.errors import EXIT_CONFIG, EXIT_CREDENTIALS, EXIT_UNREACHABLE
-from tests.conftest import require
+from tests.conftest import import_tiny_image, require
 from tests.data_servers import EMPTY_AWS_FILE, free_port, invoke, moto_with_lab_user, run
 
 
@@ -64,12 +62,7 @@ def tiny_image() -> Iterator[str]:
     """A one-file image made with `docker import` (no registry needed), removed afterwards."""
     require(docker_answers(), "no Docker engine answers `docker info`")
     tag = f"labship-doctor-test:{uuid.uuid4().hex[:12]}"
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo("hello.txt")
-        info.size = 3
-        archive.addfile(info, io.BytesIO(b"hi\n"))
-    subprocess.run(["docker", "import", "-", tag], input=buffer.getvalue(), capture_output=True, check=True)
+    import_tiny_image(tag)
     yield tag
     subprocess.run(["docker", "rmi", "--force", tag], capture_output=True, check=False)
 
