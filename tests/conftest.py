@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,16 @@ def require(ok: bool, reason: str) -> None:
     if REQUIRE_ALL:
         pytest.fail(f"required by LABSHIP_REQUIRE_ALL=1 but missing: {reason}")
     pytest.skip(reason)
+
+
+def import_tiny_image(tag: str) -> None:
+    """Make `tag`: a one-file image from `docker import` (no registry, no shell: enough for metadata)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 3
+        archive.addfile(info, io.BytesIO(b"hi\n"))
+    subprocess.run(["docker", "import", "-", tag], input=buffer.getvalue(), capture_output=True, check=True)
 
 
 @pytest.fixture(scope="session")

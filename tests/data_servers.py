@@ -315,6 +315,37 @@ def start_moto(extra_env: dict[str, str] | None = None, log: Path | None = None)
     return MotoServer(port, process)
 
 
+# moto checks request signatures once this many unauthenticated calls are used up: exactly the four
+# set-up calls of `moto_with_lab_user` (user, policy, key, bucket).
+SETUP_CALLS_WITHOUT_AUTH = "4"
+ALLOW_ALL_S3 = (
+    '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}'
+)
+
+
+@contextlib.contextmanager
+def moto_with_lab_user() -> Iterator[tuple[MotoServer, dict[str, str]]]:
+    """moto checking signatures, with IAM user `lab` (allowed s3:*) whose key made the bucket.
+
+    Yields (server, the user's access key: `AccessKeyId`, `SecretAccessKey`); stops the server after.
+    """
+    import boto3
+
+    server = start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": SETUP_CALLS_WITHOUT_AUTH})
+    try:
+        admin = boto3.client(
+            "iam", endpoint_url=server.endpoint, aws_access_key_id="x", aws_secret_access_key="x",
+            region_name="us-east-1",
+        )  # fmt: skip
+        admin.create_user(UserName="lab")
+        admin.put_user_policy(UserName="lab", PolicyName="s3", PolicyDocument=ALLOW_ALL_S3)
+        key = admin.create_access_key(UserName="lab")["AccessKey"]
+        server.client(key["AccessKeyId"], key["SecretAccessKey"]).create_bucket(Bucket=server.bucket)
+        yield server, key
+    finally:
+        stop(server.process)
+
+
 # --- a relay that pulls the plug at a chosen byte count ----------------------------------------------
 @dataclass
 class Relay:

@@ -11,7 +11,6 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from labship import data
@@ -26,6 +25,7 @@ from tests.data_servers import (
     invoke,
     kill_hard,
     make_sshd,
+    moto_with_lab_user,
     remote_objects,
     run,
     sshd_available,
@@ -216,21 +216,7 @@ def test_wrong_credentials_are_reported(experiment: Path, sshd: SshServer) -> No
 
 
 def test_wrong_s3_secret_is_reported(experiment: Path) -> None:
-    # moto checks signatures once INITIAL_NO_AUTH_ACTION_COUNT unauthenticated calls are used up
-    server = start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "4"})
-    try:
-        admin = boto3.client(
-            "iam", endpoint_url=server.endpoint, aws_access_key_id="x", aws_secret_access_key="x",
-            region_name="us-east-1",
-        )  # fmt: skip
-        admin.create_user(UserName="lab")
-        admin.put_user_policy(
-            UserName="lab", PolicyName="s3",
-            PolicyDocument='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}',
-        )  # fmt: skip
-        key = admin.create_access_key(UserName="lab")["AccessKey"]
-        server.client(key["AccessKeyId"], key["SecretAccessKey"]).create_bucket(Bucket=server.bucket)
-
+    with moto_with_lab_user() as (server, key):
         result = invoke(
             experiment, "data.remote", "--url", f"s3://{server.bucket}/auth",
             "--endpoint-url", server.endpoint,
@@ -249,8 +235,6 @@ def test_wrong_s3_secret_is_reported(experiment: Path) -> None:
         accepted = invoke(experiment, "data.push")
         assert accepted.returncode == 0, accepted.stderr
         assert f"pushed {data_files(experiment)} files" in accepted.stdout
-    finally:
-        stop(server.process)
 
 
 def test_scaffolded_experiment_compress_push_clone_pull(tmp_path: Path) -> None:

@@ -65,12 +65,18 @@ def test_hadolint_passes(rendered: Path) -> None:
 
 
 def test_dockerfile_builds_on_both_builders_by_construction(rendered: Path) -> None:
-    """No BuildKit-only syntax; builder and final stage FROM the same base; non-root last."""
+    """No BuildKit-only syntax; every stage FROM the same base or an earlier stage; non-root last."""
     text = (rendered / "Dockerfile").read_text()
     instructions = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
     manager = "poetry" if (rendered / "pyproject.toml").read_text().count("requires-poetry") else "uv"
     assert not text.startswith("# syntax") and "--mount" not in instructions and "<<" not in instructions
-    assert re.findall(r"^FROM (\S+)", text, re.MULTILINE) == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
+    # every stage starts FROM the one base or FROM an earlier stage (the legacy builder builds them all)
+    stages: list[str] = []
+    for parent, name in re.findall(r"^FROM (\S+) AS (\S+)$", text, re.MULTILINE):
+        assert parent == "${BASE_IMAGE}" or parent in stages, f"FROM {parent} AS {name}"
+        stages.append(name)
+    assert stages[-1] == "final" and "builder" in stages
+    assert len(stages) == len(re.findall(r"^FROM ", text, re.MULTILINE))
     assert re.search(r"^ARG BASE_IMAGE=quay\.io/jupyter/\S+:\S+", text, re.MULTILINE)
     assert re.findall(r"^USER (\S+)", text, re.MULTILINE)[-1] == "1000"
     final_stage = text.split(" AS final", 1)[1]
@@ -81,6 +87,25 @@ def test_dockerfile_builds_on_both_builders_by_construction(rendered: Path) -> N
     assert "labship-ca" not in final_stage and not re.search(r"^(ENV|ARG) ", final_stage, re.MULTILINE)
     lock = {"uv": "uv.lock", "poetry": "poetry.lock"}[manager]
     assert f"COPY pyproject.toml {lock} ./" in text
+
+
+def test_stages_before_final_hold_nothing_of_the_project(rendered: Path) -> None:
+    """What makes two experiments share the cached dependency layer: before `final`, no name of the
+    project appears and, with uv, the builder takes in only the exported requirements (no
+    pyproject.toml or uv.lock, which hold the project's name, version and description)."""
+    text = (rendered / "Dockerfile").read_text()
+    before_final = text.split(" AS final", 1)[0]
+    # the defaults: project_name "Traffic experiment", package_name "traffic_experiment"
+    assert "traffic" not in before_final.lower()
+    assert "traffic_experiment-src.pth" in text.split(" AS final", 1)[1]
+    if (rendered / "pyproject.toml").read_text().count("requires-poetry"):
+        return  # Poetry exports only with a plugin: its dependency layer still takes pyproject.toml
+    builder = before_final.split(" AS builder", 1)[1]
+    assert re.findall(r"^COPY (.*)$", builder, re.MULTILINE) == [
+        "--from=requirements /tmp/requirements.txt /tmp/requirements.txt"
+    ]
+    assert not re.search(r"^ARG ", builder, re.MULTILINE)  # build arguments would enter the cache key
+    assert "--require-hashes" in builder
 
 
 def test_dockerignore_is_an_allow_list(rendered: Path) -> None:

@@ -5,24 +5,21 @@ server, a listening socket, the real `uv`."""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import socket
 import subprocess
-import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from labship import doctor
 from labship.config import load_config
 from labship.errors import EXIT_CONFIG, EXIT_CREDENTIALS, EXIT_UNREACHABLE
-from tests.conftest import require
-from tests.data_servers import EMPTY_AWS_FILE, free_port, invoke, run, start_moto, stop
+from tests.conftest import import_tiny_image, require
+from tests.data_servers import EMPTY_AWS_FILE, free_port, invoke, moto_with_lab_user, run
 
 
 def docker_answers() -> bool:
@@ -65,12 +62,7 @@ def tiny_image() -> Iterator[str]:
     """A one-file image made with `docker import` (no registry needed), removed afterwards."""
     require(docker_answers(), "no Docker engine answers `docker info`")
     tag = f"labship-doctor-test:{uuid.uuid4().hex[:12]}"
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo("hello.txt")
-        info.size = 3
-        archive.addfile(info, io.BytesIO(b"hi\n"))
-    subprocess.run(["docker", "import", "-", tag], input=buffer.getvalue(), capture_output=True, check=True)
+    import_tiny_image(tag)
     yield tag
     subprocess.run(["docker", "rmi", "--force", tag], capture_output=True, check=False)
 
@@ -195,21 +187,7 @@ def test_s3_endpoint_down_is_unreachable(experiment: Path, aws_isolated: None) -
 def test_wrong_s3_credentials_are_refused_and_right_ones_accepted(
     experiment: Path, aws_isolated: None
 ) -> None:
-    # moto checks signatures once INITIAL_NO_AUTH_ACTION_COUNT unauthenticated calls are used up
-    server = start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "4"})
-    try:
-        admin = boto3.client(
-            "iam", endpoint_url=server.endpoint, aws_access_key_id="x", aws_secret_access_key="x",
-            region_name="us-east-1",
-        )  # fmt: skip
-        admin.create_user(UserName="lab")
-        admin.put_user_policy(
-            UserName="lab", PolicyName="s3",
-            PolicyDocument='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}',
-        )  # fmt: skip
-        key = admin.create_access_key(UserName="lab")["AccessKey"]
-        server.client(key["AccessKeyId"], key["SecretAccessKey"]).create_bucket(Bucket=server.bucket)
-
+    with moto_with_lab_user() as (server, key):
         url = f"s3://{server.bucket}/doctor"
         use_remote(
             experiment,
@@ -228,8 +206,6 @@ def test_wrong_s3_credentials_are_refused_and_right_ones_accepted(
         )
         accepted = doctor.check_remote(load_config(experiment))
         assert accepted.status == doctor.OK and "credentials accepted" in accepted.found
-    finally:
-        stop(server.process)
 
 
 def test_lock_file_out_of_date_and_missing(experiment: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,12 +1,14 @@
-"""labship.images without building: tags, labels, build arguments, CA staging, builder choice, errors,
-and the build-log step counter. Real builds and pushes are in tests/e2e."""
+"""labship.images: tags, labels, build arguments, CA staging, builder choice, errors and the build-log
+step counter; one tiny real legacy build for the labels. Real image builds and pushes are in tests/e2e."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
 import subprocess
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import yaml
 from devtools import standin
 from labship import images, notebook
 from labship.config import ConfigError, load_config
-from tests.conftest import require
+from tests.conftest import import_tiny_image, require
 
 PYPROJECT = """\
 [project]
@@ -119,6 +121,39 @@ def test_host_ca_is_mirrored_into_the_git_ignored_state_dir(experiment: Path, tm
     assert git(experiment, "status", "--porcelain", "--untracked-files=all") == ""  # .labship ignores itself
 
 
+def test_legacy_build_writes_every_label_exactly_in_one_step(experiment: Path) -> None:
+    """The legacy builder makes one step (one container commit) per `--label`; labship gives it one
+    LABEL instruction instead, and each label still reads exactly as planned, hostile text included."""
+    engine = (
+        shutil.which("docker") is not None
+        and subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+    )
+    require(engine, "no Docker engine answers `docker info`")
+    suffix = uuid.uuid4().hex[:12]
+    base, tag = f"labship-label-base:{suffix}", f"labship-label-test:{suffix}"
+    import_tiny_image(base)
+    try:
+        (experiment / "Dockerfile").write_text("ARG BASE_IMAGE=x\nFROM ${BASE_IMAGE}\nUSER 1000\n")
+        config = load_config(experiment)
+        (plan,) = images.plan_builds(config, "notebook", base_image=base)
+        hostile = 'Bob\'s "lab" $(touch x) ${HOME} `id` {{ 7*7 }} \\ end \\'
+        plan = dataclasses.replace(plan, tags=(tag,), labels={**plan.labels, "org.example.note": hostile})
+        lines: list[str] = []
+        result = images.build_image(config, plan, images.detect_builder("legacy"), log=lines.append)
+        labels = images.image_labels(tag)
+        assert {key: labels.get(key) for key in plan.labels} == plan.labels
+        assert labels["org.example.note"] == hostile
+        assert len([line for line in lines if re.search(r"Step \d+/\d+ : LABEL ", line)]) == 1
+        assert result.image_id.startswith("sha256:")
+    finally:
+        subprocess.run(["docker", "rmi", "--force", tag, base], capture_output=True, check=False)
+
+
+def test_label_with_a_line_break_is_refused_naming_it() -> None:
+    with pytest.raises(images.ImageError, match=re.escape("'org.example.note' holds a line break")):
+        images.with_labels("FROM x\n", {"org.example.note": "two\nlines"})
+
+
 def test_legacy_builder_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
     require(shutil.which("docker") is not None, "no docker client installed")
     monkeypatch.setenv("LABSHIP_BUILDER", "legacy")
@@ -141,13 +176,15 @@ BUILDKIT_LOG = """\
 """
 
 LEGACY_LOG = """\
-Step 1/5 : ARG BASE_IMAGE=x
-Step 2/5 : FROM local/base:1 AS builder
-Step 3/5 : COPY pyproject.toml uv.lock ./
+Step 1/6 : ARG BASE_IMAGE=x
+Step 2/6 : FROM local/base:1 AS builder
+Step 3/6 : USER 0
  ---> Using cache
-Step 4/5 : RUN uv sync
+Step 4/6 : COPY pyproject.toml uv.lock ./
+ ---> Using cache
+Step 5/6 : RUN uv sync
  ---> Running in 0f5186ec293d
-Step 5/5 : COPY --from=builder /opt/venv /opt/venv
+Step 6/6 : COPY --from=builder /opt/venv /opt/venv
 """
 
 

@@ -11,10 +11,8 @@ import re
 import subprocess
 import sys
 import tomllib
-import warnings
 from pathlib import Path
 
-import copier
 import pytest
 import yaml
 
@@ -22,8 +20,8 @@ import labship
 from labship import config as config_module
 from labship import migrate
 from labship.config import FORMAT, ConfigError, load_config
-from tests.scaffold import TEMPLATE, TEST_PYTHON
-from tests.template_history import IDENTITY, git, require_commits, snapshot
+from tests.scaffold import TEMPLATE
+from tests.template_history import IDENTITY, git, render_files, require_commits, snapshot
 
 EXPERIMENT = """
 [project]
@@ -98,25 +96,6 @@ def test_bad_format_is_refused(tmp_path: Path, value: str) -> None:
 FORMAT_1_COMMIT = "5dd8243"  # a format-1 template (image variants rendered in answer order)
 
 
-def render(template: Path, dest: Path, vcs_ref: str) -> Path:
-    """Render `template` at `vcs_ref` with the default answers (variants notebook, then models)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        copier.run_copy(
-            str(template),
-            dest,
-            data={"python_version": TEST_PYTHON},
-            defaults=True,
-            skip_tasks=True,
-            vcs_ref=vcs_ref,
-            quiet=True,
-        )
-    git(dest, "init", "--quiet", "--initial-branch=main")
-    git(dest, "add", "--all")
-    git(dest, *IDENTITY, "commit", "--quiet", "-m", "scaffold")
-    return dest
-
-
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require_commits(FORMAT_1_COMMIT)
@@ -129,7 +108,7 @@ def table_order(text: str) -> list[str]:
 
 def test_format_2_migration_rebases_on_the_sorted_render(template: Path, tmp_path: Path) -> None:
     """Format 1 -> 2 (`before`): the user's files move to the order Copier compares, edits kept."""
-    repo = render(template, tmp_path / "experiment", FORMAT_1_COMMIT)
+    repo = render_files(template, tmp_path / "experiment", FORMAT_1_COMMIT)
     pyproject = repo / "pyproject.toml"
     assert table_order(pyproject.read_text()) == ["notebook", "models"]  # answer order, as made
     pyproject.write_text(pyproject.read_text().replace("uplink-mbps = 24.5", "uplink-mbps = 100.0"))
@@ -151,7 +130,7 @@ def test_format_2_migration_rebases_on_the_sorted_render(template: Path, tmp_pat
 
 def test_format_2_migration_leaves_current_experiments_alone(template: Path, tmp_path: Path) -> None:
     """An experiment that already records format 2 is not touched (and nothing is rendered)."""
-    repo = render(template, tmp_path / "experiment", "HEAD")
+    repo = render_files(template, tmp_path / "experiment", "HEAD")
     assert f"format = {FORMAT}\n" in (repo / "pyproject.toml").read_text()
     assert migrate.run(repo, "before") == []
     assert git(repo, "status", "--porcelain") == ""

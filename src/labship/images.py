@@ -356,23 +356,75 @@ def check_engine() -> None:
         )
 
 
+def _inspect(tag: str, template: str) -> subprocess.CompletedProcess[str]:
+    """`docker image inspect --format TEMPLATE tag` (exit status 1 when the image is absent)."""
+    return subprocess.run(
+        ["docker", "image", "inspect", "--format", template, tag], capture_output=True, text=True, check=False
+    )
+
+
 def image_exists(tag: str) -> bool:
-    result = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False)
-    return result.returncode == 0
+    return _inspect(tag, "{{.Id}}").returncode == 0
 
 
 def inspect_image(tag: str) -> tuple[str, int]:
     """(image id, size in bytes) of a local image."""
-    result = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{.Id}} {{.Size}}", tag],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = _inspect(tag, "{{.Id}} {{.Size}}")
     if result.returncode != 0:
         raise ImageError(f"image {tag} not found after the build: {result.stderr.strip()}")
     image_id, size = result.stdout.split()
     return image_id, int(size)
+
+
+def build_arguments(
+    config: LabshipConfig, plan: BuildPlan, builder: DockerBuilder, *, no_cache: bool = False
+) -> tuple[list[str], str | None]:
+    """`docker build` options for `plan`, and the Dockerfile text to send on stdin (or None).
+
+    BuildKit gets the labels as `--label` (its exporter writes them, no step). The legacy builder
+    would turn each `--label` into a step of its own, one container commit each (12 labels took
+    3-15 s apiece on our CI machines, fuse-overlayfs under load), so it reads the Dockerfile from
+    stdin with every label in one LABEL instruction at its end.
+    """
+    dockerfile_path = config.root / "Dockerfile"
+    dockerfile = None
+    if builder.buildkit:
+        args = ["--file", str(dockerfile_path)]
+        for key, value in plan.labels.items():
+            args += ["--label", f"{key}={value}"]
+    else:
+        args = ["--file", "-"]
+        dockerfile = with_labels(dockerfile_path.read_text(encoding="utf-8"), plan.labels)
+    args += ["--rm", "--force-rm"]
+    if no_cache:
+        args.append("--no-cache")
+    for key, value in plan.build_args.items():
+        args += ["--build-arg", f"{key}={value}"]
+    for tag in plan.tags:
+        args += ["--tag", tag]
+    return args, dockerfile
+
+
+def with_labels(dockerfile: str, labels: Mapping[str, str]) -> str:
+    """`dockerfile` with one `LABEL "key"="value" ...` instruction for all `labels` at its end.
+
+    Each key and value is one double-quoted word: backslash, double quote and `$` (which LABEL
+    would expand) are escaped, so the label reads exactly as given. A line break cannot be written
+    in a Dockerfile word: such a value is refused, naming the label.
+    """
+    words = []
+    for key, value in labels.items():
+        if any(character in key + value for character in "\r\n"):
+            raise ImageError(f"image label {key!r} holds a line break, which a Dockerfile cannot carry")
+        words.append(f"{_dockerfile_word(key)}={_dockerfile_word(value)}")
+    if not words:
+        return dockerfile
+    return dockerfile.rstrip("\n") + "\nLABEL " + " ".join(words) + "\n"
+
+
+def _dockerfile_word(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
 
 
 def build_image(
@@ -384,15 +436,7 @@ def build_image(
     log: Log = print,
 ) -> BuildResult:
     """Run one `docker build`, streaming its log through `log`; raise ImageError when it fails."""
-    args = ["--file", str(config.root / "Dockerfile"), "--rm", "--force-rm"]
-    if no_cache:
-        args.append("--no-cache")
-    for key, value in plan.build_args.items():
-        args += ["--build-arg", f"{key}={value}"]
-    for key, value in plan.labels.items():
-        args += ["--label", f"{key}={value}"]
-    for tag in plan.tags:
-        args += ["--tag", tag]
+    args, dockerfile = build_arguments(config, plan, builder, no_cache=no_cache)
     command = builder.command(*args, str(config.root))
     log(f"building {plan.tags[0]} (groups {plan.variant.groups_arg}) with the {builder.name}")
     started = time.monotonic()
@@ -400,12 +444,17 @@ def build_image(
     process = subprocess.Popen(
         command,
         env=builder.env(),
+        stdin=subprocess.PIPE if dockerfile is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         errors="replace",
     )
     assert process.stdout is not None
+    if dockerfile is not None:
+        assert process.stdin is not None
+        process.stdin.write(dockerfile)
+        process.stdin.close()
     tail: list[str] = []
     try:
         for line in process.stdout:
@@ -433,6 +482,7 @@ class StepCounter:
 
     BUILDKIT_STEP = re.compile(r"^#(\d+) \[[^\]]+\] ")
     BUILDKIT_CACHED = re.compile(r"^#(\d+) CACHED")
+    LEGACY_ANY_STEP = re.compile(r"^Step \d+/\d+ : ")
     LEGACY_STEP = re.compile(r"^Step \d+/\d+ : (RUN|COPY|ADD) ")
 
     def __init__(self, buildkit: bool) -> None:
@@ -441,6 +491,7 @@ class StepCounter:
         self._cached: set[str] = set()
         self._legacy_steps = 0
         self._legacy_cached = 0
+        self._legacy_counted = False  # whether the current legacy step is a RUN, COPY or ADD
 
     def feed(self, line: str) -> None:
         if self.buildkit:
@@ -449,9 +500,10 @@ class StepCounter:
                     self._steps.add(step[1])
             elif cached := self.BUILDKIT_CACHED.match(line):
                 self._cached.add(cached[1])
-        elif self.LEGACY_STEP.match(line):
-            self._legacy_steps += 1
-        elif line.strip() == "---> Using cache":
+        elif self.LEGACY_ANY_STEP.match(line):
+            self._legacy_counted = bool(self.LEGACY_STEP.match(line))
+            self._legacy_steps += self._legacy_counted
+        elif line.strip() == "---> Using cache" and self._legacy_counted:
             self._legacy_cached += 1
 
     @property
@@ -505,12 +557,7 @@ def pull_image(tag: str) -> tuple[bool, str]:
 
 def image_labels(tag: str) -> dict[str, str]:
     """The labels of a local image ({} when it is absent)."""
-    result = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", tag],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = _inspect(tag, "{{json .Config.Labels}}")
     return (json.loads(result.stdout) or {}) if result.returncode == 0 else {}
 
 

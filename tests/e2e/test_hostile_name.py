@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from labship import images
 from labship.config import load_config
 from labship.notebook import compose_project, container_user, engine_is_rootless
 from tests.e2e.conftest import BuiltExperiment, compose_containers, free_port, invoke, run
@@ -53,7 +54,7 @@ def test_hostile_project_name_runs_nothing_and_reaches_the_kernel_intact(
     assert not Path(marker).exists(), "the copy or the hook ran the answer"
     config = load_config(root)
     image = f"{config.image_repository()}:notebook-latest"
-    images_to_remove.append(image)
+    images_to_remove.extend([image, images.content_image(config, config.image("notebook"), standin_base)])
     output = invoke(
         root,
         "build",

@@ -83,8 +83,8 @@ def test_teammate_pulls_the_published_image_and_builds_after_a_lock_change(
     built_experiment: BuiltExperiment, tmp_path: Path
 ) -> None:
     # Only this test uses this name in the session's registry, whose random port is part of every local
-    # tag: removing them touches no other image. A fixed name keeps pyproject.toml (copied into the
-    # dependency layer) the same from run to run, so BuildKit's cache serves the builds after the first.
+    # tag: removing them touches no other image. (The name reaches no cached layer: the dependency
+    # layer depends only on the locked pins, shared with the session's other uv builds.)
     name = "traffic-team"
     repository = f"{built_experiment.registry}/{name}"
     checkout_a = clone(built_experiment.root, tmp_path / "a")
