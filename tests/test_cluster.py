@@ -47,16 +47,6 @@ def tree(directory: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def dask_cluster() -> object:
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
-    ) as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
 def sensors(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_sensors(tmp_path_factory.mktemp("sensors") / "raw")
 
@@ -103,22 +93,28 @@ def test_progress_counts_the_bytes_converted_on_the_workers_as_they_go(
     assert len(advances) > FILES  # the bar moved within files, not only when each one finished
 
 
+class KillOneWorker(ProgressHook):
+    """A progress hook that SIGKILLs one worker process of the cluster at the first progress report
+    (the nanny restarts it; its tasks run elsewhere)."""
+
+    def __init__(self, address: str) -> None:
+        from distributed import Client
+
+        with Client(address, set_as_default=False) as client:
+            self.victim = sorted(client.run(os.getpid).values())[0]
+        self.killed = threading.Event()
+
+    def advance(self, count: int) -> None:
+        if not self.killed.is_set():
+            self.killed.set()
+            os.kill(self.victim, signal.SIGKILL)
+
+
 def test_a_killed_worker_loses_no_file_and_leaves_nothing_partial(
     dask_cluster: object, sensors: Path, local_output: dict[str, bytes], tmp_path: Path
 ) -> None:
-    from distributed import Client
-
-    with Client(dask_cluster.scheduler_address, set_as_default=False) as client:
-        pids = client.run(os.getpid)
-    victim = sorted(pids.values())[0]
-    killed = threading.Event()
-
-    class KillOnce(ProgressHook):
-        def advance(self, count: int) -> None:
-            if not killed.is_set():
-                killed.set()
-                os.kill(victim, signal.SIGKILL)  # the nanny restarts it; its tasks run elsewhere
-
+    killer = KillOneWorker(dask_cluster.scheduler_address)  # type: ignore[attr-defined]
+    killed = killer.killed
     target = tmp_path / "out"
     try:
         compress_dataset(
@@ -127,7 +123,7 @@ def test_a_killed_worker_loses_no_file_and_leaves_nothing_partial(
             target,
             Settings(),
             cluster=dask_cluster.scheduler_address,
-            progress=KillOnce(),
+            progress=killer,
         )
     except CompressError as error:  # allowed: the run may fail, but only naming a file
         assert "sensors/raw/day" in str(error) or ".csv" in str(error)

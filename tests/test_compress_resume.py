@@ -8,15 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from labship.compress import MANIFEST, CompressError, Settings, compress_dataset
+from labship.compress import MANIFEST, CompressError
 from labship.compress.resume import RECORD, RESUME_DIR
+from tests.test_compress_safety import convert
 
 GOOD = "id,name,score\n" + "".join(f"{i},n{i},{i * 0.5}\n" for i in range(200))
 BAD = "id,name,score\n1,x,0.5\n2,y\n"  # a ragged row on line 3
-
-
-def convert(source: Path, target: Path, **settings: object) -> object:
-    return compress_dataset("t", source, target, Settings(**settings), jobs=1)  # type: ignore[arg-type]
 
 
 def parquet_files(target: Path) -> dict[str, bytes]:

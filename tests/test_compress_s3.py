@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import pickle
 import shutil
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +17,9 @@ import pytest
 from labship.compress import CompressError, Settings, command, compress_dataset
 from labship.compress.endpoints import location
 from labship.compress.manifest import MANIFEST
-from labship.compress.report import ProgressHook
 from labship.compress.storage import ObjectPath
-from tests.data_servers import MotoServer, invoke, start_moto, stop
-from tests.test_cluster import tree, write_sensors
+from tests.data_servers import MotoServer, invoke, moto_with_lab_user, start_moto, stop
+from tests.test_cluster import KillOneWorker, tree, write_sensors
 
 distributed = pytest.importorskip("distributed")
 
@@ -56,16 +52,6 @@ def experiment(moto: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Pa
         f"['remote \"s3\"']\n    access_key_id = {KEY_ID}\n    secret_access_key = {SECRET}\n"
     )
     return root
-
-
-@pytest.fixture(scope="module")
-def dask_cluster() -> Iterator[object]:
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
-    ) as cluster:
-        yield cluster
 
 
 @pytest.fixture(scope="module")
@@ -197,26 +183,17 @@ def test_the_manifest_on_s3_skips_unchanged_objects_and_redoes_a_changed_one(
 def test_a_killed_worker_leaves_no_partial_or_temporary_object(
     moto: MotoServer, experiment: Path, dask_cluster: object, sensors: Path, local_output: dict[str, bytes]
 ) -> None:
-    from distributed import Client
-
     upload(moto, sensors, "kill/raw")
     address = dask_cluster.scheduler_address  # type: ignore[attr-defined]
-    with Client(address, set_as_default=False) as client:
-        victim = sorted(client.run(os.getpid).values())[0]
-    killed = threading.Event()
-
-    class KillOnce(ProgressHook):
-        def advance(self, count: int) -> None:
-            if not killed.is_set():
-                killed.set()
-                os.kill(victim, signal.SIGKILL)  # the nanny restarts it; its tasks run elsewhere
+    killer = KillOneWorker(address)
+    killed = killer.killed
 
     source, target = (
         at(f"s3://{moto.bucket}/kill/raw", experiment),
         at(f"s3://{moto.bucket}/kill/out", experiment),
     )
     try:
-        compress_dataset("sensors", source, target, Settings(), cluster=address, progress=KillOnce())
+        compress_dataset("sensors", source, target, Settings(), cluster=address, progress=killer)
     except CompressError as error:  # allowed: the run may fail, but only naming a file
         assert f"s3://{moto.bucket}/kill/raw/day" in str(error)
     else:  # it completed: the killed attempt's temporary went with the run's end
@@ -299,21 +276,7 @@ def test_a_target_overlapping_the_source_prefix_is_refused(
 
 
 def test_wrong_credentials_are_named_and_never_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import boto3
-
-    server = start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "4"})  # then moto checks every signature
-    try:
-        admin = boto3.client(
-            "iam", endpoint_url=server.endpoint, aws_access_key_id="x", aws_secret_access_key="x",
-            region_name="us-east-1",
-        )  # fmt: skip
-        admin.create_user(UserName="lab")
-        admin.put_user_policy(
-            UserName="lab", PolicyName="s3",
-            PolicyDocument='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}',
-        )  # fmt: skip
-        key = admin.create_access_key(UserName="lab")["AccessKey"]
-        server.client(key["AccessKeyId"], key["SecretAccessKey"]).create_bucket(Bucket=server.bucket)
+    with moto_with_lab_user() as (server, key):  # moto checks every signature after the set-up
         write_sensors(tmp_path / "raw", files=2, rows=100)
         monkeypatch.chdir(tmp_path)
         monkeypatch.setenv("LABSHIP_S3_ENDPOINT_URL", server.endpoint)
@@ -343,8 +306,6 @@ def test_wrong_credentials_are_named_and_never_shown(tmp_path: Path, monkeypatch
             "auth/out/day00.parquet",
             "auth/out/day01.parquet",
         }
-    finally:
-        stop(server.process)
 
 
 def test_partitions_rejected_rows_and_gzip_sources_on_s3_match_a_local_run(

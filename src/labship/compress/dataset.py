@@ -157,18 +157,14 @@ def check_separate(source: Location, target: Location) -> None:
         real_source, real_target = source.resolve(strict=False), target.resolve(strict=False)
     except (OSError, RuntimeError) as error:
         raise CompressError(f"{source} or {target}: cannot resolve the path: {error}") from error
-    if real_source == real_target:
-        raise CompressError(f"target {target} is the source directory; choose another --target / `target`")
-    if real_target.is_relative_to(real_source):
-        raise CompressError(
-            f"target {target} is inside the source {source}: each run would read its own outputs; "
-            "choose a target outside the source"
-        )
-    if real_source.is_relative_to(real_target):
-        raise CompressError(
-            f"target {target} contains the source {source}: outputs and sources would mix; "
-            "choose a target outside the source"
-        )
+    storage.refuse_overlap(
+        source,
+        target,
+        same=real_source == real_target,
+        inside=real_target.is_relative_to(real_source),
+        contains=real_source.is_relative_to(real_target),
+        what="directory",
+    )
 
 
 def _is_source_name(name: str) -> bool:

@@ -394,14 +394,28 @@ def check_separate_objects(source: Location, target: Location) -> None:
         return  # one local, one on object storage: separate by construction
     if source.bucket != target.bucket:
         return
-    if source.key == target.key:
-        raise CompressError(f"target {target} is the source prefix; choose another --target / `target`")
-    if target.is_relative_to(source):
+    refuse_overlap(
+        source,
+        target,
+        same=source.key == target.key,
+        inside=target.is_relative_to(source),
+        contains=source.is_relative_to(target),
+        what="prefix",
+    )
+
+
+def refuse_overlap(
+    source: object, target: object, *, same: bool, inside: bool, contains: bool, what: str
+) -> None:
+    """The one wording of every overlapping source/target refusal (directories and prefixes)."""
+    if same:
+        raise CompressError(f"target {target} is the source {what}; choose another --target / `target`")
+    if inside:
         raise CompressError(
             f"target {target} is inside the source {source}: each run would read its own outputs; "
             "choose a target outside the source"
         )
-    if source.is_relative_to(target):
+    if contains:
         raise CompressError(
             f"target {target} contains the source {source}: outputs and sources would mix; "
             "choose a target outside the source"
