@@ -23,7 +23,7 @@ Modules, in import order (each imports only the ones above it):
 from __future__ import annotations
 
 from labship.compress.command import run
-from labship.compress.dataset import FileJob, JobOutcome, compress_dataset, find_sources, run_job
+from labship.compress.dataset import FileJob, JobOutcome, PackJob, compress_dataset, find_sources, run_job
 from labship.compress.dialect import Dialect, DialectSettings, detect
 from labship.compress.errors import CompressError, Promotion
 from labship.compress.manifest import MANIFEST, Manifest
@@ -45,6 +45,7 @@ __all__ = [
     "JobOutcome",
     "Manifest",
     "Overrides",
+    "PackJob",
     "Plan",
     "ProgressHook",
     "Promotion",
