@@ -1,7 +1,8 @@
 """Lossless conversion: every cell's source text is recoverable from its Parquet value.
 
-"Recoverable" allows number formatting (`1.50` -> 1.5), ISO timestamp forms (`T` or space) and
-null tokens (an empty or `NA` cell of a typed column may become null); nothing else.
+"Recoverable" allows number formatting (`1.50` -> 1.5), ISO timestamp forms (`T` or space, `Z` or
+`+00:00` for UTC) and null tokens (an empty or `NA` cell of a typed column may become null); nothing
+else: a timestamp with any other offset must keep its text.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ timestamps = st.tuples(
     st.datetimes(min_value=datetime.datetime(1900, 1, 1), max_value=datetime.datetime(2200, 1, 1)),
     st.sampled_from([" ", "T"]),
 ).map(lambda pair: pair[0].replace(microsecond=0).isoformat(sep=pair[1]))
+zoned_timestamps = st.tuples(  # UTC marks become timestamp[tz=UTC]; any other offset keeps the text
+    st.datetimes(min_value=datetime.datetime(1900, 1, 1), max_value=datetime.datetime(2200, 1, 1)),
+    st.sampled_from(["Z", "Z", "+00:00", "+0000", "+02:00", "-05:30"]),
+).map(lambda pair: pair[0].replace(microsecond=0).isoformat(sep="T") + pair[1])
 nulls = st.sampled_from(["", "NA", "null"])
 awkward_text = st.sampled_from(
     ['12" long', 'E"(1.000 Hz)', "a,b", 'say "hi"', "two\nlines", "x\r\ny", " padded "]
@@ -48,6 +53,7 @@ KINDS = [
     floats,
     booleans,
     timestamps,
+    zoned_timestamps,
     awkward_text,
     free_text,
 ]
@@ -83,7 +89,10 @@ def recovered(text: str, value: Any, data_type: pa.DataType) -> bool:
     if isinstance(value, float):
         return Decimal(text) == Decimal(repr(value))
     if isinstance(value, datetime.datetime):
-        return datetime.datetime.fromisoformat(text) == value
+        source = datetime.datetime.fromisoformat(text)
+        if value.tzinfo is not None:  # only a UTC-marked source may become a zoned value
+            return source.utcoffset() == datetime.timedelta(0) and source == value
+        return source == value
     return text == value
 
 
@@ -130,3 +139,20 @@ def test_values_past_the_samples_that_a_number_type_would_change_keep_their_text
     assert Decimal(row["big"]) == Decimal("123456789012345678901234")
     assert str(table.column("zip")[0].as_py()) == "10000"
     assert any("widened" in note for note in report.notes)
+
+
+def test_an_offset_past_the_samples_keeps_a_utc_timestamp_column_as_text(tmp_path: Path) -> None:
+    # Arrow would read `+02:00` into a UTC column by shifting it: the offset would be lost
+    lines = [b"id,at"] + [b"%d,2013-01-01T%02d:00:00Z" % (i, i % 24) for i in range(700_000)]
+    lines[650_001] = b"650000,2013-01-01T05:00:00+02:00"
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "late.csv.gz").write_bytes(gzip.compress(b"\n".join(lines) + b"\n", 1))
+    report = compress_dataset("late", tmp_path / "src", tmp_path / "out", Settings(), jobs=1)
+    table = pq.read_table(tmp_path / "out" / "late.parquet")
+    assert table.schema.field("at").type == pa.string()
+    assert table.column("at")[650_000].as_py() == "2013-01-01T05:00:00+02:00"
+    assert table.column("at")[1].as_py() == "2013-01-01T01:00:00Z"
+    assert any("widened" in note and "at" in note for note in report.notes)
+    (tmp_path / "src" / "late.csv.gz").write_bytes(gzip.compress(b"\n".join(lines[:650_001]) + b"\n", 1))
+    compress_dataset("late", tmp_path / "src", tmp_path / "out", Settings(), jobs=1)
+    assert pq.read_schema(tmp_path / "out" / "late.parquet").field("at").type == pa.timestamp("ms", "UTC")

@@ -9,8 +9,9 @@ When it fails, `_recover` decides why:
   converts column by column, and each value that does not fit is a bad row: an error naming the
   line, column and option (`on-bad-rows error`), or a row set aside in the side file (`skip`).
 
-Numbers Arrow would read without complaint but not losslessly (`007` as an integer, 17 significant
-digits as float64) are caught on the raw text of each block that could hold them and promote too.
+Values Arrow would read without complaint but not losslessly (`007` as an integer, 17 significant
+digits as float64, `10:00+02:00` in a UTC timestamp column, which Arrow shifts to UTC) are caught on
+the raw text of each block that could hold them (one RE2 scan of the block) and promote too.
 """
 
 from __future__ import annotations
@@ -36,20 +37,22 @@ from labship.compress.settings import Settings
 CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error to ([^:]+): (.*)")
 
 
-@functools.lru_cache(maxsize=8)
-def risky_number(delimiter: str) -> str:
-    """RE2 pattern of a whole field holding a number Arrow reads but not losslessly: a leading zero
-    (`007`, `01.5`) or 16+ digits. Anchored to field edges so `01/31/2024` never matches."""
+@functools.lru_cache(maxsize=16)
+def risky_text(delimiter: str, *, numbers: bool, offsets: bool) -> str:
+    """RE2 pattern of text Arrow reads but not losslessly: a whole field holding a number with a
+    leading zero (`007`, `01.5`) or 16+ digits (anchored to field edges so `01/31/2024` never
+    matches), and/or a time with a non-UTC offset (`types.NON_UTC_OFFSET`)."""
     edge = "[\r\n" + ("\\t" if delimiter == "\t" else "\\" + delimiter) + "]"
     number = '"?-?(?:0[0-9]+(?:\\.[0-9]*)?|[0-9.]{16,}(?:[eE][+-]?[0-9]+)?)"?'
-    return f"(?:^|{edge}){number}(?:{edge}|$)"
+    patterns = [f"(?:^|{edge}){number}(?:{edge}|$)"] if numbers else []
+    return "|".join(patterns + ([lossless.NON_UTC_OFFSET] if offsets else []))
 
 
-def has_risky_number(block: Block, delimiter: str) -> bool:
-    """Whether the block may hold such a number (one RE2 scan in Arrow: ~150 MB/s, GIL released)."""
+def has_risky_text(block: Block, pattern: str) -> bool:
+    """Whether the block may hold such text (one RE2 scan in Arrow: ~150 MB/s, GIL released)."""
     offsets = pa.py_buffer(struct.pack("<ii", 0, len(block)))
     whole = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, block.arrow()])
-    return bool(pc.match_substring_regex(whole, risky_number(delimiter))[0].as_py())
+    return bool(pc.match_substring_regex(whole, pattern)[0].as_py())
 
 
 def timestamp_parsers(formats: tuple[str, ...]) -> list[Any] | None:
@@ -85,9 +88,11 @@ class BlockParser:
         present = set(self.names)
         self.columns = [name for name in plan.columns if name in present]
         self.types = {name: plan.types[name] for name in self.columns}
-        self.numeric = [
-            name for name in self.columns if name not in plan.explicit and (_kind_is_number(self.types[name]))
-        ]
+        inferred = [name for name in self.columns if name not in plan.explicit]
+        numeric = [name for name in inferred if _kind_is_number(self.types[name])]
+        zoned = [name for name in inferred if lossless.is_zoned(self.types[name])]
+        self.checked = numeric + zoned  # columns whose text is checked on every risky block
+        self.risky = risky_text(self.dialect.delimiter, numbers=bool(numeric), offsets=bool(zoned))
 
     def options(self, block: Block, *, threads: bool, handler: Callable[[Any], str] | None) -> dict[str, Any]:
         """read_csv keywords for this block: the dialect, the fixed types, the bad-row handler."""
@@ -126,14 +131,14 @@ class BlockParser:
         return ParsedBlock(table, [row.text.encode("utf-8", "surrogateescape") for row in ragged])
 
     def _check_lossless(self, block: Block) -> None:
-        """Promote numeric columns whose text Arrow would read but change (leading zeros, 16+ digits)."""
-        if not self.numeric or not has_risky_number(block, self.dialect.delimiter):
+        """Promote columns whose text Arrow would read but change (leading zeros, 16+ digits, offsets)."""
+        if not self.checked or not has_risky_text(block, self.risky):
             return
-        text = self._as_text(block, self.numeric)
+        text = self._as_text(block, self.checked)
         if text is None:
             return  # malformed block: the parse reports it
         changes = {}
-        for name, column in zip(self.numeric, text.columns, strict=True):
+        for name, column in zip(self.checked, text.columns, strict=True):
             values = column.drop_null()
             if lossless.text_loses(values, self.types[name]):
                 changes[name] = lossless.infer(values)

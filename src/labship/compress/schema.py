@@ -66,6 +66,8 @@ def unify(left: pa.DataType, right: pa.DataType) -> pa.DataType:
         return pa.float64()
     if kinds == {"time"}:
         return pa.timestamp("ns") if any("ns" in str(item) for item in (left, right)) else pa.timestamp("ms")
+    if kinds == {"zoned"}:  # both UTC (the only zone inferred); naive and zoned mixed stay text
+        return pa.timestamp("ns" if "ns" in (left.unit, right.unit) else "s", "UTC")
     if kinds <= {"int", "decimal"}:
         return lossless.wider_decimal(left, right)
     return pa.string()
@@ -78,6 +80,8 @@ def _kind(data_type: pa.DataType) -> str:
         return "float"
     if pa.types.is_decimal(data_type):
         return "decimal"
+    if lossless.is_zoned(data_type):
+        return "zoned"
     if pa.types.is_timestamp(data_type) or pa.types.is_date(data_type):
         return "time"
     return "other"

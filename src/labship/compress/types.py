@@ -10,7 +10,10 @@ value survives the trip (up to number formatting, ISO timestamp forms and null t
 - decimals: at most 15 significant digits (float64 holds any such decimal exactly) become float64;
   more become decimal128(precision, scale) while precision <= 38, else text; a leading zero
   (`01.5`) or an exponent with too many digits keeps the column text;
-- timestamps: ISO 8601 forms Arrow's cast accepts;
+- timestamps: ISO 8601 forms Arrow's cast accepts; with a zone only when every value is marked UTC
+  (`Z`, `+00:00`, `+0000`, `+00`): stored as `timestamp[s or ns, tz=UTC]`, as DuckDB and Polars do.
+  Arrow converts any other offset to UTC, which loses the source's offset, so a column holding one
+  stays text (checked on every block by `text_loses`, found cheaply by `NON_UTC_OFFSET`);
 - anything else is text.
 """
 
@@ -28,6 +31,9 @@ INTEGER = r"^-?[0-9]+$"  # Arrow refuses a leading "+": such columns stay text
 DECIMAL = r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 PLAIN_DECIMAL = r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)$"
 LEADING_ZERO = r"^[+-]?0[0-9]"
+UTC_MARK = r"(Z|[+-]00(:?00)?)$"
+# a time followed by an offset other than +00/+00:00/+0000: `10:00+02:00`, `10:00:00.5-0530`
+NON_UTC_OFFSET = r":[0-9]{2}(\.[0-9]+)?[+-](0[1-9]|[1-9][0-9]|00:?(0[1-9]|[1-9][0-9]))"
 
 
 def _cases(word: str) -> list[str]:
@@ -107,13 +113,19 @@ def infer(text: pa.ChunkedArray) -> pa.DataType:
         return pa.bool_()
     if _all(pc.match_substring_regex(values, DECIMAL)):
         return _number_type(values)
-    for unit in ("s", "ns"):
+    zones = [None, "UTC"] if _all(pc.match_substring_regex(values, UTC_MARK)) else [None]
+    for zone, unit in itertools.product(zones, ("s", "ns")):
         try:
-            values.cast(pa.timestamp(unit))
-            return pa.timestamp(unit)
+            values.cast(pa.timestamp(unit, zone))
+            return pa.timestamp(unit, zone)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
     return pa.string()
+
+
+def is_zoned(data_type: pa.DataType) -> bool:
+    """A timestamp with a time zone (always UTC here)."""
+    return pa.types.is_timestamp(data_type) and data_type.tz is not None
 
 
 def lossless_column(raw: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -153,6 +165,8 @@ def text_loses(text: pa.Array | pa.ChunkedArray, data_type: pa.DataType) -> bool
     )
     if numeric and _any(pc.match_substring_regex(text, LEADING_ZERO)):
         return True
+    if is_zoned(data_type):
+        return not _all(pc.match_substring_regex(text, UTC_MARK))
     if pa.types.is_floating(data_type):
         numeric = pc.match_substring_regex(text, DECIMAL)
         digits = significant_digits(pc.filter(text, numeric))
