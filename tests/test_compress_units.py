@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
 
@@ -148,6 +150,13 @@ def test_impossible_dialect_settings_are_refused_naming_the_key(
         (["YES", "NO"], pa.string()),
         (["1", "0", "1"], pa.int64()),
         (["2024-01-31 10:00:00", "2024-02-01T11:30:00"], pa.timestamp("s")),
+        (
+            ["2013-01-01T10:00:00Z", "2013-01-01 11:00:00+00:00", "2013-01-01T12:00+0000"],
+            pa.timestamp("s", "UTC"),
+        ),
+        (["2013-01-01T10:00:00.25Z"], pa.timestamp("ns", "UTC")),
+        (["2013-01-01T10:00:00Z", "2013-01-01T10:00:00+02:00"], pa.string()),  # the offset would be lost
+        (["2013-01-01T10:00:00Z", "2013-01-01 10:00:00"], pa.string()),  # zoned and naive mixed
         (["abc", "1"], pa.string()),
         ([None, None], pa.null()),
     ],
@@ -168,6 +177,8 @@ def test_infer_keeps_every_value_recoverable(values: list[str | None], expected:
         (pa.float64(), pa.decimal128(20, 2), pa.string()),  # a float64 value cannot widen to exact
         (pa.bool_(), pa.int64(), pa.string()),
         (pa.timestamp("s"), pa.timestamp("ns"), pa.timestamp("ns")),
+        (pa.timestamp("s", "UTC"), pa.timestamp("ns", "UTC"), pa.timestamp("ns", "UTC")),
+        (pa.timestamp("s", "UTC"), pa.timestamp("s"), pa.string()),
         (pa.string(), pa.binary(), pa.binary()),
     ],
 )
@@ -194,6 +205,8 @@ def test_sampling_all_columns_at_once_agrees_with_infer_per_column() -> None:
         "bool": ["true", "FALSE", None, "True"],
         "not bool": ["t", "f", "t", "f"],
         "time": ["2024-01-31 10:00:00", "2024-02-01T11:30:00", None, None],
+        "utc": ["2013-01-01T10:00:00Z", None, "2013-01-01T11:00:00Z", "2013-01-02T00:00:00+00:00"],
+        "offset": ["2013-01-01T10:00:00Z", None, "2013-01-01T11:00:00+01:00", None],
         "text": ["a", "b", "a", "c"],
         "empty": [None, None, None, None],
     }
@@ -216,7 +229,8 @@ def test_sampling_all_columns_at_once_agrees_with_infer_per_column() -> None:
         for (name, values), found in zip(columns.items(), facts, strict=True):
             assert found.data_type == infer(pa.chunked_array([pa.array(values, pa.string())])), name
         assert (facts[0].minimum, facts[0].maximum, facts[0].values) == (-7, 2, 3)
-        assert facts[8].distinct == {"a", "b", "c"} and facts[8].examples == ["a", "b", "a", "c"]
+        text = facts[list(columns).index("text")]
+        assert text.distinct == {"a", "b", "c"} and text.examples == ["a", "b", "a", "c"]
     raw, typed = (
         pacsv.read_csv(
             pa.py_buffer(b"1,\xff\n"),
@@ -230,3 +244,59 @@ def test_sampling_all_columns_at_once_agrees_with_infer_per_column() -> None:
             pa.int64(),
             pa.binary(),
         ]
+
+
+# --- encodings: each integer/timestamp column keeps the smallest of dictionary, delta, plain ------
+
+
+def test_the_first_row_group_chooses_each_columns_encoding() -> None:
+    from labship.compress import encodings
+
+    rows = 70_000
+    chance = random.Random(7)
+    codes = [chance.randrange(1 << 30) for _ in range(40)]
+    table = pa.table(
+        {
+            "clock": pc.cumulative_sum(pa.array([3] * rows, pa.int64())),  # constant steps
+            "kind": pa.array([chance.choice(codes) for _ in range(rows)], pa.int32()),  # 40 large codes
+            "x": pa.array([chance.randrange(1440) for _ in range(rows)], pa.int32()),
+        }
+    )
+    options = {"compression": "zstd", "compression_level": 3, "use_dictionary": True}
+    chosen = encodings.choose(table, options)
+    assert chosen["column_encoding"]["clock"] == encodings.DELTA  # constant steps: delta is ~empty
+    assert "kind" in chosen["use_dictionary"]
+    for name in table.column_names:  # the choice is the smallest of the three, as measured
+        one = table.slice(0, encodings.TRIAL_ROWS).select([name])
+        sizes = {
+            e: encodings._encoded_size(one, e, options)
+            for e in (encodings.DICTIONARY, encodings.DELTA, encodings.PLAIN)
+        }
+        assert sizes[encodings.best_encoding(one, options)] == min(sizes.values())
+    assert encodings.choose(table.slice(0, encodings.TRIAL_MIN_ROWS - 1), options) is options
+
+
+def test_a_large_output_is_written_with_the_chosen_encodings_and_reads_back_equal(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from labship.compress import compress_dataset
+
+    (tmp_path / "src").mkdir()
+    lines = ["id,kind,at"] + [
+        f"{i},{'abc'[i % 3]},2013-01-01T{i // 3600 % 24:02d}:00:00Z" for i in range(100_000)
+    ]
+    (tmp_path / "src" / "f.csv").write_text("\n".join(lines) + "\n")
+    compress_dataset("d", tmp_path / "src", tmp_path / "out", Settings(), jobs=1)
+    parquet = pq.ParquetFile(tmp_path / "out" / "f.parquet")
+    used = {
+        parquet.metadata.row_group(0).column(i).path_in_schema: parquet.metadata.row_group(0)
+        .column(i)
+        .encodings
+        for i in range(3)
+    }
+    assert "DELTA_BINARY_PACKED" in used["id"]
+    assert "RLE_DICTIONARY" in used["kind"]
+    table = parquet.read()
+    assert table.column("id").to_pylist() == list(range(100_000))
+    assert table.schema.field("at").type == pa.timestamp("ms", "UTC")
+    assert str(table.column("at")[7200].as_py()) == "2013-01-01 02:00:00+00:00"

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from labship.compress import storage
+from labship.compress import encodings, storage
 from labship.compress.errors import CompressError
 from labship.compress.schema import Plan
 from labship.compress.settings import Settings
@@ -47,7 +47,8 @@ def rejected_name(relative: str) -> str:
 
 
 def write_options(plan: Plan, settings: Settings, columns: list[str]) -> dict[str, Any]:
-    """ParquetWriter options: zstd 3, one data page per column chunk, delta-encoded timestamps."""
+    """ParquetWriter options: zstd 3, one data page per column chunk, delta-encoded timestamps
+    (`encodings.choose` refines the integer and timestamp columns on an output's first row group)."""
     timestamps = [name for name in columns if pa.types.is_timestamp(plan.types[name])]
     codec = "none" if settings.codec == "none" else settings.codec
     level = settings.level if settings.level is not None else (3 if codec == "zstd" else None)
@@ -98,26 +99,28 @@ class FileSink:
     def __init__(self, path: Location, schema: pa.Schema, options: dict[str, Any]) -> None:
         self.path = path
         self.schema = schema
+        self.options = options
         self.temporary = temporary(path)
         storage.make_parent(path)
-        where, filesystem = storage.parquet_destination(self.temporary)
-        self.writer: pq.ParquetWriter | None = pq.ParquetWriter(
-            where, schema, filesystem=filesystem, **options
-        )
+        self.writer: pq.ParquetWriter | None = None  # opened by the first row group (or commit)
         self.rows = 0
 
+    def _open(self, options: dict[str, Any]) -> pq.ParquetWriter:
+        where, filesystem = storage.parquet_destination(self.temporary)
+        self.writer = pq.ParquetWriter(where, self.schema, filesystem=filesystem, **options)
+        return self.writer
+
     def write(self, table: pa.Table) -> None:
-        """Append one row group."""
-        assert self.writer is not None
+        """Append one row group (the first one also chooses the column encodings)."""
         if not table.schema.equals(self.schema):
             table = table.cast(self.schema)
-        self.writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        writer = self.writer or self._open(encodings.choose(table, self.options))
+        writer.write_table(table, row_group_size=max(table.num_rows, 1))
         self.rows += table.num_rows
 
     def commit(self, expected_rows: int, source: Location) -> list[tuple[Location, Location]]:
         """Close and verify the row count; the (temporary, final) pair to publish."""
-        assert self.writer is not None
-        self.writer.close()
+        (self.writer or self._open(self.options)).close()
         self.writer = None
         _verify(self.temporary, expected_rows, source)
         return [(self.temporary, self.path)]
