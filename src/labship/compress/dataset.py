@@ -67,6 +67,16 @@ class FileJob:
         """The source's CSV bytes (what progress counts)."""
         return self.source.stat().st_size
 
+    @property
+    def members(self) -> tuple[FileJob, ...]:
+        """The sources this job converts: itself."""
+        return (self,)
+
+    @property
+    def packed_outputs(self) -> list[str] | None:
+        """The pack file its sources share: none (one output per source)."""
+        return None
+
 
 @dataclass(frozen=True)
 class PackJob:
@@ -87,6 +97,11 @@ class PackJob:
     def source_bytes(self) -> int:
         """The members' CSV bytes (what progress counts)."""
         return sum(member.source_bytes() for member in self.members)
+
+    @property
+    def packed_outputs(self) -> list[str] | None:
+        """The pack file its members share (a kept result must name it to be reused)."""
+        return [self.name]
 
 
 @dataclass(frozen=True)
@@ -280,9 +295,8 @@ class _Round:
         )
         planned, jobs = self.jobs(), []
         for job in planned:
-            members = job.members if isinstance(job, PackJob) else (job,)
-            outputs = [job.name] if isinstance(job, PackJob) else None
-            found = [kept.get(member.relative) for member in members]
+            outputs = job.packed_outputs
+            found = [kept.get(member.relative) for member in job.members]
             if all(item is not None and (outputs is None or item.outputs == outputs) for item in found):
                 for item in found:
                     assert item is not None
@@ -562,7 +576,8 @@ def _plan_and_convert(
 ) -> None:
     sources = list(data.sources.values())
     previous = [path for rel in data.manifest.files for path in data.manifest.outputs(rel, data.target)]
-    plan, data.headers, notes = plan_dataset(sources, data.settings, mapper=workers.map)
+    total = sum(stat.st_size for stat in data.stats.values())
+    plan, data.headers, notes = plan_dataset(sources, data.settings, total_bytes=total, mapper=workers.map)
     data.report.notes += notes + dialect_notes(data.headers, data.sources)
     _prepare_target(data.target)
     if data.manifest.schema != plan.fingerprint() or data.manifest.settings != data.fingerprint:

@@ -218,6 +218,27 @@ def make_sink(target: Path, relative: str, plan: Plan, settings: Settings, colum
     return FileSink(target / out_name, schema, options)
 
 
+class _Progress:
+    """A conversion's progress in CSV bytes: counted block by block as they are read, except for .gz
+    sources (their blocks count uncompressed bytes): then all of it when the output is committed."""
+
+    def __init__(self, hook: Callable[[int], None] | None, sources: list[Path]) -> None:
+        self.hook = hook
+        self.reported = 0
+        plain = not any(source.name.endswith(".gz") for source in sources)
+        self.per_block = self._step if plain and hook is not None else None
+
+    def _step(self, count: int) -> None:
+        self.reported += count
+        assert self.hook is not None
+        self.hook(count)
+
+    def finish(self, total: int) -> None:
+        """Report what is left of `total`."""
+        if self.hook is not None and total > self.reported:
+            self.hook(total - self.reported)
+
+
 def convert_file(
     source: Path,
     relative: str,
@@ -234,19 +255,11 @@ def convert_file(
     parser = BlockParser(source, header, plan, settings)
     sink = make_sink(target, relative, plan, settings, parser.columns)
     size = source.stat().st_size
-    reported = [0]
-
-    def progress(count: int) -> None:
-        reported[0] += count
-        if on_progress is not None:
-            on_progress(count)
-
-    plain = not source.name.endswith(".gz")  # a .gz file's progress counts compressed bytes, at its end
+    progress = _Progress(on_progress, [source])
     try:
-        rows = pump(source, parser, sink, rejected, settings, progress if plain else None)
+        rows = pump(source, parser, sink, rejected, settings, progress.per_block)
         outputs = sink.commit(rows, source)
-        if on_progress is not None and size > reported[0]:
-            on_progress(size - reported[0])
+        progress.finish(size)
         side = rejected.finish()
     except BaseException:
         sink.abandon()
@@ -299,14 +312,7 @@ def convert_pack(
         write_options(plan, settings, parsers[0].columns),
     )
     sizes = [source.stat().st_size for source, _rel, _header in members]
-    reported = [0]
-
-    def progress(count: int) -> None:
-        reported[0] += count
-        if on_progress is not None:
-            on_progress(count)
-
-    plain = not any(source.name.endswith(".gz") for source, _rel, _header in members)
+    progress = _Progress(on_progress, [source for source, _rel, _header in members])
     try:
         rows = pump_all(
             [
@@ -315,11 +321,10 @@ def convert_pack(
             ],
             sink,
             settings,
-            progress if plain else None,
+            progress.per_block,
         )
         outputs = sink.commit(sum(rows), target / name)
-        if on_progress is not None and sum(sizes) > reported[0]:
-            on_progress(sum(sizes) - reported[0])
+        progress.finish(sum(sizes))
         sides = [side.finish() for side in rejected]
     except BaseException:
         sink.abandon()

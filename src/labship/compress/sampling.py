@@ -175,9 +175,7 @@ def _text_guesses(raw: pa.Table) -> list[pa.DataType]:
     """Types from the text alone, for pieces too wide for Arrow's inference: every check runs over
     all values laid end to end, folded per column with one `group_by`."""
     columns = list(raw.columns)
-    invalid = _invalid_utf8(columns)
-    valid = [column for index, column in enumerate(columns) if index not in invalid]
-    text, ids = _stack(valid, pa.string()) if valid else (pa.array([], pa.string()), pa.array([], pa.int32()))
+    invalid, (text, ids) = _stack_utf8(columns)
     plain = pc.match_substring_regex(text, lossless.DECIMAL)
     checks = {
         "boolean": pc.is_in(pc.utf8_lower(text), value_set=pa.array(["true", "false"])),
@@ -192,7 +190,7 @@ def _text_guesses(raw: pa.Table) -> list[pa.DataType]:
         ids.filter(pc.is_valid(text)), {k: v.filter(pc.is_valid(text)) for k, v in checks.items()}, "all"
     )
     guesses: list[pa.DataType] = []
-    positions = iter(range(len(valid)))
+    positions = iter(range(len(columns) - len(invalid)))
     for index, column in enumerate(columns):
         if index in invalid:
             guesses.append(pa.binary())
@@ -215,11 +213,11 @@ def _text_guesses(raw: pa.Table) -> list[pa.DataType]:
     return guesses
 
 
-def _invalid_utf8(columns: list[pa.ChunkedArray]) -> set[int]:
-    """Positions of the columns holding bytes that are not UTF-8 (checked one by one only if any)."""
+def _stack_utf8(columns: list[pa.ChunkedArray]) -> tuple[set[int], tuple[pa.Array, pa.Array]]:
+    """Positions of the columns holding bytes that are not UTF-8 (checked one by one only if any),
+    and the values of the others laid end to end as text, with their column ids (`_stack`)."""
     try:
-        _stack(columns, pa.string()) if columns else None
-        return set()
+        return set(), _stack(columns, pa.string())
     except pa.ArrowInvalid:
         pass
     invalid = set()
@@ -228,7 +226,10 @@ def _invalid_utf8(columns: list[pa.ChunkedArray]) -> set[int]:
             column.cast(pa.string())
         except pa.ArrowInvalid:
             invalid.add(index)
-    return invalid
+    valid = [column for index, column in enumerate(columns) if index not in invalid]
+    if not valid:
+        return invalid, (pa.array([], pa.string()), pa.array([], pa.int32()))
+    return invalid, _stack(valid, pa.string())
 
 
 def sample_table(raw: pa.Table, typed: pa.Table | None, *, examples: bool) -> list[ColumnFacts]:

@@ -394,16 +394,8 @@ def look_at(path: Path, settings: Settings, *, budget: int) -> _Look:
     return _Look(header, renames, samples)
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0  # reported when the file is read
-
-
-def _look_all(sources: list[Path], settings: Settings, mapper: Mapper | None) -> list[_Look]:
+def _look_all(sources: list[Path], settings: Settings, mapper: Mapper | None, total: int) -> list[_Look]:
     # many small files: sample less of each (a later surprise is still caught and promoted)
-    total = sum(_size(path) for path in sources)
     share = min(SAMPLE_BUDGET_BYTES, total // SAMPLE_SHARE) // max(len(sources), 1)
     budget = max(SAMPLE_MIN_FILE_BYTES, min(SAMPLE_FILE_BYTES, share))
     look = functools.partial(look_at, settings=settings, budget=budget)
@@ -442,15 +434,16 @@ def _check_every_file_has(kept: list[str], headers: dict[Path, SourceHeader], se
 
 
 def plan_dataset(
-    sources: list[Path], settings: Settings, *, mapper: Mapper | None = None
+    sources: list[Path], settings: Settings, *, total_bytes: int, mapper: Mapper | None = None
 ) -> tuple[Plan, dict[Path, SourceHeader], list[str]]:
     """Infer the dataset schema from samples of every source; also each source's header and notes.
 
-    `mapper(function, items)`: how the sources are looked at (e.g. the run's worker processes)."""
+    `total_bytes`: the sources' size (it sets the sampling budget); `mapper(function, items)`: how
+    the sources are looked at (e.g. the run's worker processes)."""
     headers: dict[Path, SourceHeader] = {}
     notes: list[str] = []
     merged: dict[str, ColumnSample] = {}
-    for path, seen in zip(sources, _look_all(sources, settings, mapper), strict=True):
+    for path, seen in zip(sources, _look_all(sources, settings, mapper, total_bytes), strict=True):
         if seen.error is not None:
             if settings.on_bad_rows == "skip":
                 notes.append(f"{path}: empty file skipped")
