@@ -155,3 +155,23 @@ def test_packed_on_a_dask_cluster_is_byte_identical_to_a_local_run(tmp_path: Pat
     assert sum(item["csv_bytes"] for item in report.workers.values()) == sum(  # type: ignore[attr-defined]
         path.stat().st_size for path in source.iterdir()
     )
+
+
+@pytest.mark.parametrize("pack_bytes", [PACK, 0])
+def test_an_empty_file_skipped_once_does_not_make_every_run_convert_again(
+    tmp_path: Path, pack_bytes: int
+) -> None:
+    source = make_sources(tmp_path / "src", 12)
+    (source / "day-005b.csv").write_bytes(b"")  # inside a pack, between day-005 and day-006
+    target = tmp_path / "out"
+    settings = Settings(pack_bytes=pack_bytes, on_bad_rows="skip")
+    first = compress_dataset("t", source, target, settings, jobs=1)
+    assert any("day-005b.csv: empty file skipped" in note for note in first.notes)
+    inodes = {path: path.stat().st_ino for path in target.rglob("*.parquet")}
+    again = compress_dataset("t", source, target, settings, jobs=1)
+    assert again.converted == 0 and again.notes == []
+    assert {path: path.stat().st_ino for path in target.rglob("*.parquet")} == inodes
+    assert again.rows == 12 * 300
+    (source / "day-005b.csv").write_text("file,row,value,origin,share\n99,0,1,JFK,0.5\n")
+    third = compress_dataset("t", source, target, settings, jobs=1)
+    assert third.converted >= 1 and table_of(target).num_rows == 12 * 300 + 1

@@ -494,6 +494,20 @@ class _Dataset:
         self.report.converted += 1
         self.report.converted_csv_bytes += result.csv_bytes
 
+    def record_empty(self, relative: str) -> None:
+        """Record a source skipped as empty (`on-bad-rows skip`): no output, nothing converted."""
+        stat = self.stats[relative]
+        self.manifest.files[relative] = {
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "settings": self.fingerprint,
+            "outputs": [],
+            "rows": 0,
+            "rejected": 0,
+            "csv_bytes": stat.st_size,
+            "parquet_bytes": 0,
+        }
+
     def remove_stale(self, previous: list[Location]) -> None:
         """Old outputs that no current source produces any more (resolved inside the target only)."""
         if isinstance(self.target, ObjectPath):
@@ -604,6 +618,9 @@ def _plan_and_convert(
         changed = list(data.sources)
     for relative in data.gone():
         del data.manifest.files[relative]
+    for relative, path in data.sources.items():
+        if path not in data.headers:  # skipped as empty: recorded, so the next run need not plan again
+            data.record_empty(relative)
     available = list(dict.fromkeys(name for header in data.headers.values() for name in header.names))
     data.manifest.columns = {"kept": plan.columns, "available": available}
     data.manifest.save(data.target)

@@ -63,9 +63,10 @@ def group(sizes: Mapping[str, int], *, pack_bytes: int) -> list[Pack]:
 
 
 def packs_to_convert(packs: list[Pack], changed: set[str], recorded: Mapping[str, list[str]]) -> list[Pack]:
-    """The packs with a changed member, or whose members' recorded output is not this pack."""
+    """The packs with a changed member, or whose members' recorded output is not this pack (a
+    member recorded without output was empty and skipped: it never has one)."""
     return [
         pack
         for pack in packs
-        if any(member in changed or recorded.get(member) != [pack.name] for member in pack.members)
+        if any(member in changed or recorded.get(member) not in ([pack.name], []) for member in pack.members)
     ]
