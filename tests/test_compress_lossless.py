@@ -156,3 +156,23 @@ def test_an_offset_past_the_samples_keeps_a_utc_timestamp_column_as_text(tmp_pat
     (tmp_path / "src" / "late.csv.gz").write_bytes(gzip.compress(b"\n".join(lines[:650_001]) + b"\n", 1))
     compress_dataset("late", tmp_path / "src", tmp_path / "out", Settings(), jobs=1)
     assert pq.read_schema(tmp_path / "out" / "late.parquet").field("at").type == pa.timestamp("ms", "UTC")
+
+
+def test_of_many_files_an_unsampled_one_still_keeps_its_values(tmp_path: Path) -> None:
+    # of 70 files only 64 are sampled (schema.SAMPLED_FILES_MAX); day-11 is not: its leading-zero
+    # code and its text in a numeric column must widen their columns when converted, not be changed
+    from labship.compress.schema import sampled_positions
+
+    assert 11 not in sampled_positions(70) and {0, 69} <= sampled_positions(70)
+    (tmp_path / "src").mkdir()
+    for day in range(70):
+        rows = [f"{day},{row},{1000 + row}" for row in range(50)]
+        if day == 11:
+            rows[7] = "11,7,08123"
+            rows[8] = "11,n/a-yet,1008"
+        (tmp_path / "src" / f"day-{day:02d}.csv").write_text("day,row,code\n" + "\n".join(rows) + "\n")
+    report = compress_dataset("many", tmp_path / "src", tmp_path / "out", Settings(), jobs=2)
+    table = pq.read_table(tmp_path / "out" / "day-11.parquet")
+    assert table.column("code")[7].as_py() == "08123" and table.column("row")[8].as_py() == "n/a-yet"
+    assert pq.read_table(tmp_path / "out" / "day-12.parquet").column("code")[0].as_py() == "1000"
+    assert any("widened" in note for note in report.notes)
