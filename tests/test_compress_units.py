@@ -249,9 +249,10 @@ def test_sampling_all_columns_at_once_agrees_with_infer_per_column() -> None:
 # --- encodings: each integer/timestamp column keeps the smallest of dictionary, delta, plain ------
 
 
-def test_the_first_row_group_chooses_each_columns_encoding() -> None:
+def test_the_first_row_group_chooses_each_columns_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
     from labship.compress import encodings
 
+    monkeypatch.setattr(encodings, "TRIAL_MIN_BYTES", 1 << 20)
     rows = 70_000
     chance = random.Random(7)
     codes = [chance.randrange(1 << 30) for _ in range(40)]
@@ -260,23 +261,46 @@ def test_the_first_row_group_chooses_each_columns_encoding() -> None:
             "clock": pc.cumulative_sum(pa.array([3] * rows, pa.int64())),  # constant steps
             "kind": pa.array([chance.choice(codes) for _ in range(rows)], pa.int32()),  # 40 large codes
             "x": pa.array([chance.randrange(1440) for _ in range(rows)], pa.int32()),
+            "reading": pa.array([chance.random() for _ in range(rows)], pa.float64()),  # all distinct
         }
     )
-    options = {"compression": "zstd", "compression_level": 3, "use_dictionary": True}
+    options = {"compression": "zstd", "compression_level": 3}
     chosen = encodings.choose(table, options)
     assert chosen["column_encoding"]["clock"] == encodings.DELTA  # constant steps: delta is ~empty
+    assert chosen["column_encoding"]["reading"] == encodings.PLAIN
     assert "kind" in chosen["use_dictionary"]
-    for name in table.column_names:  # the choice is the smallest of the three, as measured
-        one = table.slice(0, encodings.TRIAL_ROWS).select([name])
-        sizes = {
-            e: encodings._encoded_size(one, e, options)
-            for e in (encodings.DICTIONARY, encodings.DELTA, encodings.PLAIN)
-        }
-        assert sizes[encodings.best_encoding(one, options)] == min(sizes.values())
-    assert encodings.choose(table.slice(0, encodings.TRIAL_MIN_ROWS - 1), options) is options
+    head = table.slice(0, encodings.TRIAL_ROWS)  # the choice is the smallest chunk, as measured
+    sizes = {
+        e: encodings.chunk_sizes(head, e, options)
+        for e in (encodings.DICTIONARY, encodings.PLAIN, encodings.DELTA)
+    }
+    for index, name in enumerate(table.column_names):
+        picked = chosen["column_encoding"].get(name, encodings.DICTIONARY)
+        allowed = [encodings.DICTIONARY, encodings.PLAIN] + ([encodings.DELTA] if name != "reading" else [])
+        assert sizes[picked][index] == min(sizes[e][index] for e in allowed), name
+    monkeypatch.setattr(encodings, "TRIAL_MIN_BYTES", table.nbytes + 1)
+    assert encodings.choose(table, options) is options
 
 
-def test_a_large_output_is_written_with_the_chosen_encodings_and_reads_back_equal(tmp_path: Path) -> None:
+def test_a_wide_table_tries_some_columns_and_the_rest_follow_their_type(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from labship.compress import encodings
+
+    monkeypatch.setattr(encodings, "TRIAL_MIN_BYTES", 0)
+    chance = random.Random(3)
+    names = [f"c{index}" for index in range(600)]
+    table = pa.table({name: pa.array([chance.random() for _ in range(50)]) for name in names})
+    chosen = encodings.choose(table, {"compression": "zstd"})
+    assert chosen["column_encoding"] == dict.fromkeys(names, encodings.PLAIN)  # distinct floats: plain
+
+
+def test_a_large_output_is_written_with_the_chosen_encodings_and_reads_back_equal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labship.compress import encodings
+
+    monkeypatch.setattr(encodings, "TRIAL_MIN_BYTES", 1 << 20)  # this file's row group: 1.6 MB
     import pyarrow.parquet as pq
 
     from labship.compress import compress_dataset
