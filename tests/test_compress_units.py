@@ -252,7 +252,7 @@ def test_sampling_all_columns_at_once_agrees_with_infer_per_column() -> None:
 def test_the_first_row_group_chooses_each_columns_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
     from labship.compress import encodings
 
-    monkeypatch.setattr(encodings, "TRIAL_MIN_BYTES", 1 << 20)
+    monkeypatch.setattr(encodings, "TRIAL_MIN_CELLS", 100_000)
     rows = 70_000
     chance = random.Random(7)
     codes = [chance.randrange(1 << 30) for _ in range(40)]
@@ -278,7 +278,7 @@ def test_the_first_row_group_chooses_each_columns_encoding(monkeypatch: pytest.M
         picked = chosen["column_encoding"].get(name, encodings.DICTIONARY)
         allowed = [encodings.DICTIONARY, encodings.PLAIN] + ([encodings.DELTA] if name != "reading" else [])
         assert sizes[picked][index] == min(sizes[e][index] for e in allowed), name
-    monkeypatch.setattr(encodings, "TRIAL_MIN_BYTES", table.nbytes + 1)
+    monkeypatch.setattr(encodings, "TRIAL_MIN_CELLS", table.num_rows * table.num_columns + 1)
     assert encodings.choose(table, options) is options
 
 
@@ -287,7 +287,7 @@ def test_a_wide_table_tries_some_columns_and_the_rest_follow_their_type(
 ) -> None:
     from labship.compress import encodings
 
-    monkeypatch.setattr(encodings, "TRIAL_MIN_BYTES", 0)
+    monkeypatch.setattr(encodings, "TRIAL_MIN_CELLS", 0)
     chance = random.Random(3)
     names = [f"c{index}" for index in range(600)]
     table = pa.table({name: pa.array([chance.random() for _ in range(50)]) for name in names})
@@ -300,7 +300,7 @@ def test_a_large_output_is_written_with_the_chosen_encodings_and_reads_back_equa
 ) -> None:
     from labship.compress import encodings
 
-    monkeypatch.setattr(encodings, "TRIAL_MIN_BYTES", 1 << 20)  # this file's row group: 1.6 MB
+    monkeypatch.setattr(encodings, "TRIAL_MIN_CELLS", 100_000)  # this file: 300,000 values
     import pyarrow.parquet as pq
 
     from labship.compress import compress_dataset

@@ -9,14 +9,14 @@ On the wide benchmark file (10,000 columns of decimals, nearly every value disti
 are 17% smaller than dictionary-encoded ones and 1.7x faster to write.
 
 So before the first row group of an output is written, its head (the first `TRIAL_ROWS` rows, at
-most `TRIAL_BYTES` of Arrow data) is written into memory three times with the output's codec:
+most `TRIAL_CELLS` values) is written into memory three times with the output's codec:
 every column dictionary-encoded, every column plain, and integer/timestamp columns
 DELTA_BINARY_PACKED (the others plain); each column keeps the encoding whose column chunk came
 out smallest (from the trial files' metadata: three writes whatever the column count); a tie keeps
 the dictionary. Of a table wider than `TRIAL_MAX_COLUMNS`, that many columns spread over it are
 tried and the others take the choice most tried columns of their Arrow type made. Columns of
-Arrow dictionary type (`category`) keep the dictionary. Outputs whose first row group holds less
-than `TRIAL_MIN_BYTES` (small files in the one-Parquet-per-CSV layout) keep the dictionary: there
+Arrow dictionary type (`category`) keep the dictionary. Outputs whose first row group holds fewer
+than `TRIAL_MIN_CELLS` values (small files in the one-Parquet-per-CSV layout) keep the dictionary: there
 the trials would cost more than they save (the packed layout is the answer for many small files,
 and it chooses). The choice depends only on the rows, so outputs stay deterministic; every
 encoding here is part of the Parquet format that pyarrow, DuckDB, Polars and Spark read
@@ -34,10 +34,11 @@ import pyarrow.parquet as pq
 
 # 16,384 rows: a 4,096-row trial chose otherwise on 4 of the 13 integer/timestamp flights columns
 TRIAL_ROWS = 16384
-TRIAL_BYTES = 4 << 20  # of the tried columns: 2,048 rows of 256 float columns
-# the three trials take ~10 ms on a flights row group: 25% of converting a 24,000-row (2.2 MB, 2.6 MB
-# of Arrow data) flights file, under 1% of a 128 K-row group
-TRIAL_MIN_BYTES = 8 << 20
+TRIAL_CELLS = 512 * 1024  # values in the trial: 2,048 rows of 256 columns
+# the three trials take ~10 ms on a flights row group: 25% of converting a 24,000-row (2.2 MB,
+# 456,000 values) flights file, under 1% of a 128 K-row group (2.5 M values). Counted in values, not
+# bytes: Table.nbytes took 0.4 s on the 10,000-column row group.
+TRIAL_MIN_CELLS = 1_000_000
 # Of a wider table, 256 columns spread over it are tried (each write costs ~30 us a column: 0.3-0.4 s
 # for 10,000); the others take the encoding most tried columns of their type chose
 TRIAL_MAX_COLUMNS = 256
@@ -89,12 +90,11 @@ def _candidates(data_type: pa.DataType) -> list[str]:
 
 def choose(table: pa.Table, options: dict[str, Any]) -> dict[str, Any]:
     """`options` (ParquetWriter keywords) with each column's encoding chosen on the head of `table`
-    (the first row group of the output); unchanged for a row group under TRIAL_MIN_BYTES."""
-    if table.num_rows == 0 or table.nbytes < TRIAL_MIN_BYTES:
+    (the first row group of the output); unchanged for a row group under TRIAL_MIN_CELLS values."""
+    if table.num_rows * table.num_columns < TRIAL_MIN_CELLS:
         return options
-    columns = table.select(_tried_positions(table.num_columns))
-    rows = max(1, min(TRIAL_ROWS, TRIAL_BYTES * table.num_rows // max(columns.nbytes, 1)))
-    head = columns.slice(0, rows)
+    positions = _tried_positions(table.num_columns)
+    head = table.select(positions).slice(0, max(1, min(TRIAL_ROWS, TRIAL_CELLS // len(positions))))
     tried = [DICTIONARY, PLAIN] + ([DELTA] if any(_delta_applies(f.type) for f in head.schema) else [])
     sizes = {encoding: chunk_sizes(head, encoding, options) for encoding in tried}
     chosen: dict[str, str] = {}
