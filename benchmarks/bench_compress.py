@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_compress.py --scale 0.02    # smoke run, < 1 minute
     .venv/bin/python benchmarks/bench_compress.py --scale 0.5     # moderate (~5-10 min on 2 cores)
     .venv/bin/python benchmarks/bench_compress.py                 # full: ~1 GB flights, as the issue asks
+    .venv/bin/python benchmarks/bench_compress.py --repeat 3      # the same, medians of 3 runs (~15 min)
 
 Inputs (generated once per scale, cached in benchmarks/data/, gitignored; `--clean` deletes them):
 
@@ -16,7 +17,10 @@ Inputs (generated once per scale, cached in benchmarks/data/, gitignored; `--cle
 - **wide**: one 10,000-column file and one 50-column file of the same size (~64 MB x scale, numbers
   with 1-3 decimals); the figure is seconds per MB, and the wide/narrow ratio per engine.
 
-Each engine runs in its own subprocess (fresh interpreter, warm page cache): wall time around it,
+Each engine runs in its own subprocess (fresh interpreter, warm page cache, `sync` before it so no
+writeback of the previous output runs beside it); `--repeat N` runs every engine N times per case
+in rotating order and reports the median wall and CPU time and the largest memory (one run of the
+same code varied by +-20% on these shared machines). Wall time around the subprocess,
 CPU = user+system of the process tree, peak RSS = largest sum of RSS over the tree polled every 20 ms
 (psutil), peak PSS = the same with PSS (proportional set size: a page shared by n processes counts 1/n
 in each; the sum of RSS counts pyarrow's libraries once per worker process, PSS once in all).
@@ -34,6 +38,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -310,6 +315,7 @@ def measure(engine: str, case: Case, output: Path, timeout: float) -> dict[str, 
         command += ["--columns", json.dumps(case.columns)]
     if case.timestamp_formats:
         command += ["--formats", json.dumps(case.timestamp_formats)]
+    os.sync()  # the previous engine's output is on disk before this one starts: no writeback beside it
     started = time.perf_counter()
     code, cpu, peak, peak_pss = _watch(psutil.Popen(command, stdout=subprocess.DEVNULL), timeout)
     wall = time.perf_counter() - started
@@ -319,6 +325,27 @@ def measure(engine: str, case: Case, output: Path, timeout: float) -> dict[str, 
     result.update(wall=wall, cpu=cpu, rss=peak, pss=peak_pss, bytes=_size(output), rows=_rows(output))
     shutil.rmtree(output, ignore_errors=True)
     output.unlink(missing_ok=True)
+    return result
+
+
+def _shown(result: dict[str, object]) -> str:
+    if "wall" not in result:
+        return str(result["error"])
+    return f"{result['wall']:.1f} s, {result['rss'] / 1e6:.0f} MB RSS, {result['bytes'] / 1e6:.1f} MB"  # type: ignore[operator]
+
+
+def combined(runs: list[dict[str, object]]) -> dict[str, object]:
+    """One engine's runs of one case: median wall and CPU, largest memory; the first error, if any."""
+    failed = [run for run in runs if "error" in run]
+    if failed:
+        return failed[0]
+    result = dict(runs[0])
+    for key in ("wall", "cpu"):
+        result[key] = statistics.median(float(run[key]) for run in runs)  # type: ignore[arg-type]
+    for key in ("rss", "pss"):
+        result[key] = max(int(run[key]) for run in runs)  # type: ignore[call-overload]
+    result["runs"] = len(runs)
+    result["walls"] = [run["wall"] for run in runs]
     return result
 
 
@@ -385,6 +412,9 @@ def main() -> int:
     )
     parser.add_argument("--cases", default="", help="comma list of case-name prefixes (default: all)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds one engine may take on one case")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per engine and case, in rotating order: median wall/CPU"
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--clean", action="store_true", help="delete the generated input afterwards")
     parser.add_argument("--engine", help=argparse.SUPPRESS)
@@ -404,16 +434,15 @@ def main() -> int:
     for case in cases(inputs):
         if wanted and not any(case.name.startswith(prefix) for prefix in wanted):
             continue
-        for engine in args.engines.split(","):
-            suffix = "" if engine in ("labship", "pandas") else ".parquet"
-            result = measure(engine, case, OUT / f"{engine}{suffix}", args.timeout)
-            results.append(result)
-            shown = (
-                f"{result['wall']:.1f} s, {result['rss'] / 1e6:.0f} MB RSS, {result['bytes'] / 1e6:.1f} MB"  # type: ignore[operator]
-                if "wall" in result
-                else result["error"]
-            )
-            print(f"{case.name:18} {engine:8} {shown}", flush=True)
+        engines = args.engines.split(",")
+        runs: dict[str, list[dict[str, object]]] = {engine: [] for engine in engines}
+        for round_ in range(args.repeat):
+            for engine in engines[round_ % len(engines) :] + engines[: round_ % len(engines)]:
+                suffix = "" if engine in ("labship", "pandas") else ".parquet"
+                result = measure(engine, case, OUT / f"{engine}{suffix}", args.timeout)
+                runs[engine].append(result)
+                print(f"{case.name:18} {engine:8} {_shown(result)}", flush=True)
+        results += [combined(runs[engine]) for engine in engines]
         counts = {r["engine"]: r.get("rows") for r in results if r["case"] == case.name and "rows" in r}
         if len(set(counts.values())) > 1:
             print(f"ROW COUNTS DIFFER: {counts}", flush=True)
