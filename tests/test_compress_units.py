@@ -324,3 +324,32 @@ def test_a_large_output_is_written_with_the_chosen_encodings_and_reads_back_equa
     assert table.column("id").to_pylist() == list(range(100_000))
     assert table.schema.field("at").type == pa.timestamp("ms", "UTC")
     assert str(table.column("at")[7200].as_py()) == "2013-01-01 02:00:00+00:00"
+
+
+def test_column_kinds_of_long_columns_with_one_late_text_value_do_not_backtrack() -> None:
+    # one pattern repeated over the joined values backtracked through every split of every earlier
+    # number before failing on the text value (a worker hung for minutes on a 51-row file)
+    import signal
+
+    from labship.compress.dialect import _column_kind
+
+    def hung(*_args: object) -> None:
+        raise TimeoutError("the column kind check did not return in 20 s: catastrophic backtracking")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)  # a guard against a hang, not a speed assertion (it returns in milliseconds)
+    try:
+        for text in ("n/a-yet", "12x", "1/1/2013 noon"):
+            numbers = [str(1000 + index) for index in range(200)]
+            assert _column_kind([*numbers, text]) == "text"
+            assert _column_kind([f"{n}.5" for n in numbers] + [text]) == "text"
+            dates = [f"{1 + index % 12}/{1 + index % 28}/2013" for index in range(200)]
+            assert _column_kind([*dates, text]) == "text"
+        assert _column_kind(["1", "2", "3"]) == "integer"
+        assert _column_kind(["1", "2.5", "-3e5"]) == "decimal"
+        assert _column_kind(["2024-01-31", "1/2/2013 10:00 PM"]) == "date"
+        assert _column_kind(["12\n34", "5"]) == "text"
+        assert _column_kind(["", "NA"]) is None
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -62,7 +62,8 @@ HEADER_ROWS = 200
 NULL_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "-", "--", "?", "#n/a", "nil"})
 KINDS = {
     "integer": re.compile(r"[+-]?\d+"),
-    "decimal": re.compile(r"[+-]?(\d+[.,]?\d*|[.,]\d+)([eE][+-]?\d+)?"),
+    # one way to match any text (no `\d+\d*` split): a failing match backtracks in linear time
+    "decimal": re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?"),
     "date": re.compile(
         r"(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}|\d{1,2}\.\d{1,2}\.\d{4})"
         r"([ T]\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?( ?(Z|[+-]\d{2}:?\d{2}|[AaPp][Mm]))?)?"
@@ -361,12 +362,11 @@ def _fits(value: str, kind: str) -> bool:
     return found is None or found == kind or (kind == "decimal" and found == "integer")
 
 
-# each kind's pattern repeated over newline-joined values: one regex call per column and kind instead
-# of one per value (no pattern matches a newline; every integer is also a decimal, and no decimal is a
-# date, so the three checks below give what checking value by value gives)
-_JOINED = {
-    kind: re.compile(f"(?:{pattern.pattern})(?:\n(?:{pattern.pattern}))*") for kind, pattern in KINDS.items()
-}
+# each kind's pattern anchored to the lines of the newline-joined values: one regex scan per column
+# and kind instead of one call per value. Line by line (MULTILINE), never one pattern repeated over
+# the joined text: Python's backtracking would try every split of every earlier value before giving
+# up on a late text value (exponential: a 51-row column hung a worker for minutes)
+_LINES = {kind: re.compile(f"^(?:{pattern.pattern})$", re.MULTILINE) for kind, pattern in KINDS.items()}
 
 
 def _column_kind(values: list[str]) -> str | None:
@@ -375,8 +375,10 @@ def _column_kind(values: list[str]) -> str | None:
     if not present:
         return None
     joined = "\n".join(present)
+    if joined.count("\n") + 1 != len(present):
+        return "text"  # a value holding a line break is no number or date
     for kind in ("integer", "decimal", "date"):
-        if _JOINED[kind].fullmatch(joined):
+        if sum(1 for _ in _LINES[kind].finditer(joined)) == len(present):
             return kind
     return "text"
 
