@@ -478,6 +478,18 @@ class _Dataset:
             self._record(relative, result)
 
     def _record(self, relative: str, result: FileResult) -> None:
+        self._enter(relative, result)
+        if not result.rejected:
+            _unlink(self.target / rejected_name(relative))  # the old side file no longer applies
+        self.report.converted += 1
+        self.report.converted_csv_bytes += result.csv_bytes
+
+    def record_empty(self, relative: str) -> None:
+        """Record a source skipped as empty (`on-bad-rows skip`): no output, nothing converted."""
+        size = self.stats[relative].st_size
+        self._enter(relative, FileResult(relative, [], 0, 0, size, 0, 0.0))
+
+    def _enter(self, relative: str, result: FileResult) -> None:
         stat = self.stats[relative]
         self.manifest.files[relative] = {
             "size": stat.st_size,
@@ -489,24 +501,11 @@ class _Dataset:
             "csv_bytes": result.csv_bytes,
             "parquet_bytes": result.parquet_bytes,
         }
-        if not result.rejected:
-            _unlink(self.target / rejected_name(relative))  # the old side file no longer applies
-        self.report.converted += 1
-        self.report.converted_csv_bytes += result.csv_bytes
 
-    def record_empty(self, relative: str) -> None:
-        """Record a source skipped as empty (`on-bad-rows skip`): no output, nothing converted."""
-        stat = self.stats[relative]
-        self.manifest.files[relative] = {
-            "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-            "settings": self.fingerprint,
-            "outputs": [],
-            "rows": 0,
-            "rejected": 0,
-            "csv_bytes": stat.st_size,
-            "parquet_bytes": 0,
-        }
+    @property
+    def csv_bytes(self) -> int:
+        """The sources' total size."""
+        return sum(stat.st_size for stat in self.stats.values())
 
     def remove_stale(self, previous: list[Location]) -> None:
         """Old outputs that no current source produces any more (resolved inside the target only)."""
@@ -580,8 +579,7 @@ def _convert(
     sources = list(data.sources.values())
     if not sources:
         raise CompressError(f"{data.source}: no .csv or .csv.gz files found; put the CSV files there")
-    total = sum(stat.st_size for stat in data.stats.values())
-    with _Workers(worker_count(jobs, files=len(sources), total_bytes=total)) as workers:
+    with _Workers(worker_count(jobs, files=len(sources), total_bytes=data.csv_bytes)) as workers:
         _plan_and_convert(data, changed, workers, progress, cluster)
 
 
@@ -590,8 +588,9 @@ def _plan_and_convert(
 ) -> None:
     sources = list(data.sources.values())
     previous = [path for rel in data.manifest.files for path in data.manifest.outputs(rel, data.target)]
-    total = sum(stat.st_size for stat in data.stats.values())
-    plan, data.headers, notes = plan_dataset(sources, data.settings, total_bytes=total, mapper=workers.map)
+    plan, data.headers, notes = plan_dataset(
+        sources, data.settings, total_bytes=data.csv_bytes, mapper=workers.map
+    )
     data.report.notes += notes + dialect_notes(data.headers, data.sources)
     _prepare_target(data.target)
     if data.manifest.schema != plan.fingerprint() or data.manifest.settings != data.fingerprint:

@@ -48,7 +48,7 @@ def rejected_name(relative: str) -> str:
 
 def write_options(plan: Plan, settings: Settings, columns: list[str]) -> dict[str, Any]:
     """ParquetWriter options: zstd 3, one data page per column chunk, delta-encoded timestamps
-    (`encodings.choose` refines the integer and timestamp columns on an output's first row group)."""
+    (`encodings.choose` picks each column's encoding on the first row group of a large output)."""
     timestamps = [name for name in columns if pa.types.is_timestamp(plan.types[name])]
     codec = "none" if settings.codec == "none" else settings.codec
     level = settings.level if settings.level is not None else (3 if codec == "zstd" else None)
