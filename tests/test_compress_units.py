@@ -353,3 +353,25 @@ def test_column_kinds_of_long_columns_with_one_late_text_value_do_not_backtrack(
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def _worker_view(_item: int) -> tuple[bool, int]:
+    """In a compress worker: whether pandas can be imported, and whether Arrow still builds arrays."""
+    import importlib
+
+    try:
+        importlib.import_module("pandas")
+        importable = True
+    except ImportError:
+        importable = False
+    return importable, pa.array([1, 2, 3]).to_pylist()[-1]
+
+
+def test_compress_workers_never_load_pandas() -> None:
+    # pyarrow would import pandas (installed: the test extra has it) on a worker's first pa.array():
+    # 39 MB and 0.45 s per worker; this process is left alone
+    from labship.compress.dataset import _Workers
+
+    with _Workers(2) as workers:
+        assert workers.map(_worker_view, [0, 1]) == [(False, 3), (False, 3)]
+    assert _worker_view(0) == (True, 3)
