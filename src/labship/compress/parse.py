@@ -92,6 +92,7 @@ class BlockParser:
         numeric = [name for name in inferred if _kind_is_number(self.types[name])]
         zoned = [name for name in inferred if lossless.is_zoned(self.types[name])]
         self.checked = numeric + zoned  # columns whose text is checked on every risky block
+        self.booleans = any(pa.types.is_boolean(data_type) for data_type in self.types.values())
         self.risky = risky_text(self.dialect.delimiter, numbers=bool(numeric), offsets=bool(zoned))
 
     def options(self, block: Block, *, threads: bool, handler: Callable[[Any], str] | None) -> dict[str, Any]:
@@ -107,7 +108,7 @@ class BlockParser:
                 include_columns=self.columns,
                 column_types=self.types,
                 timestamp_parsers=timestamp_parsers(self.plan.timestamp_formats),
-                **lossless.boolean_options(),
+                **lossless.boolean_options(needed=self.booleans),
             ),
         }
 

@@ -45,17 +45,25 @@ FALSE_VALUES = _cases("false")
 
 
 def sampling_options(names: list[str] | None = None) -> pacsv.ConvertOptions:
-    """Read samples as bytes (typed afterwards by `lossless_column`); null tokens stay null."""
-    return pacsv.ConvertOptions(
-        column_types=dict.fromkeys(names, pa.binary()) if names else None,
-        strings_can_be_null=True,
-        true_values=TRUE_VALUES,
-        false_values=FALSE_VALUES,
-    )
+    """Read samples as bytes (typed afterwards by `lossless_column`), or with Arrow's inference when
+    `names` is None (only true/false read as booleans); null tokens stay null."""
+    if names:
+        return pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.binary()),
+            strings_can_be_null=True,
+            **boolean_options(needed=False),
+        )
+    return pacsv.ConvertOptions(strings_can_be_null=True, **boolean_options(needed=True))
 
 
-def boolean_options() -> dict[str, list[str]]:
-    """ConvertOptions keywords so that only true/false (any case) read as booleans."""
+def boolean_options(*, needed: bool) -> dict[str, list[str]]:
+    """ConvertOptions keywords so that only true/false (any case) read as booleans.
+
+    Arrow builds a trie of these tokens for every column of every block, whatever its type: the 48
+    spellings cost 35% of parsing a 10,000-column block (0.37 s vs 0.24 s for 16 MB). When no column
+    can be boolean (types fixed, none boolean) they are never consulted: `needed=False` passes none."""
+    if not needed:
+        return {"true_values": [], "false_values": []}
     return {"true_values": TRUE_VALUES, "false_values": FALSE_VALUES}
 
 
@@ -113,7 +121,10 @@ def infer(text: pa.ChunkedArray) -> pa.DataType:
         return pa.bool_()
     if _all(pc.match_substring_regex(values, DECIMAL)):
         return _number_type(values)
-    zones = [None, "UTC"] if _all(pc.match_substring_regex(values, UTC_MARK)) else [None]
+    # Arrow parses a string with an offset only as a zoned timestamp and one without only as a naive
+    # one: with every value UTC-marked the zoned cast goes first (the naive ones would fail: two
+    # wasted parses of the column), the naive one stays as the fallback, so the result is the same
+    zones = ["UTC", None] if _all(pc.match_substring_regex(values, UTC_MARK)) else [None]
     for zone, unit in itertools.product(zones, ("s", "ns")):
         try:
             values.cast(pa.timestamp(unit, zone))
