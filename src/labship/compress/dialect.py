@@ -468,6 +468,8 @@ def _quote_char(text: str, delimiter: str) -> tuple[str, str]:
     """`"` unless the file has none and its fields are wrapped in single quotes."""
     if '"' in text:
         return '"', "double quotes"
+    if "'" not in text:
+        return '"', "no quotes seen (double quotes assumed)"
     sep = re.escape(delimiter)
     wrapped = re.findall(r"(?:^|" + sep + r")'[^'\r\n]*'(?=" + sep + r"|\r?\n|\r|$)", text, re.MULTILINE)
     lines = max(1, len([line for line in text.splitlines() if line.strip()]))
@@ -608,8 +610,8 @@ def _structure(
     )
     comment = settings.comment if settings.comment is not None else None
     if comment is None:
-        starts = [line.lstrip()[:1] for line in re.split(r"\r\n|\r|\n", text) if line.strip()]
-        comment = COMMENT if starts and starts[0] == COMMENT else None
+        first = re.search(r"\S", text)  # the first character of the first non-blank line
+        comment = COMMENT if first and first.group() == COMMENT else None
         if comment:
             evidence.append(f"comment lines start with {COMMENT!r}")
     comment = comment or None
