@@ -22,8 +22,10 @@ writeback of the previous output runs beside it); `--repeat N` runs every engine
 in rotating order and reports the median wall and CPU time and the largest memory (one run of the
 same code varied by +-20% on these shared machines). Wall time around the subprocess,
 CPU = user+system of the process tree, peak RSS = largest sum of RSS over the tree polled every 20 ms
-(psutil), peak PSS = the same with PSS (proportional set size: a page shared by n processes counts 1/n
-in each; the sum of RSS counts pyarrow's libraries once per worker process, PSS once in all).
+(/proc/PID/statm), peak PSS = the same with PSS polled every 200 ms (psutil; proportional set size: a
+page shared by n processes counts 1/n in each; the sum of RSS counts pyarrow's libraries once per
+worker process, PSS once in all). Reading PSS and the process tree every 20 ms took 30% of a core
+(4.1 s of CPU in a 13 s run) and slowed whichever engine it watched.
 labship: `compress_dataset(jobs=2)` (one Parquet per CSV, the default layout; `labship-packed`: the
 packed layout, `pack-mb = 256`); DuckDB: `COPY (SELECT ... FROM read_csv(glob)) TO file (FORMAT
 parquet, COMPRESSION zstd)`; Polars: `scan_csv(glob, infer_schema_length=10000).select(...)
@@ -34,6 +36,7 @@ value divided by the engine's (< 1: labship wins).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -264,14 +267,31 @@ def _rows(path: Path) -> int:
     return sum(pq.read_metadata(p).num_rows for p in files if not p.name.startswith("."))
 
 
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+# The watcher must not compete with the engine on 2 cores: walking the process tree and reading PSS
+# (smaps_rollup walks page tables) every 20 ms cost 30% of a core (4.1 s of CPU in a 13 s run).
+# RSS (statm: one small read a process) every 20 ms; the tree, PSS and CPU times every 200 ms.
+RSS_POLL_SECONDS = 0.02
+FULL_POLL_EVERY = 10
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * PAGE_BYTES
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def _watch(process: object, timeout: float) -> tuple[int | str, float, int, int]:
     """Wait for a psutil.Popen; return (exit status, CPU seconds, peak RSS and peak PSS of the tree).
     A run longer than `timeout` seconds is killed (with its children) and reported as "timeout"."""
     import psutil
 
     peak, peak_pss, cpu_seen = 0, 0, {}
+    tree = [process]
     deadline = time.monotonic() + timeout
-    while True:
+    for poll in itertools.count():
         if time.monotonic() > deadline:
             for member in [*process.children(recursive=True), process]:  # type: ignore[attr-defined]
                 member.kill()
@@ -282,17 +302,20 @@ def _watch(process: object, timeout: float) -> tuple[int | str, float, int, int]
             cpu = max(usage.ru_utime + usage.ru_stime, sum(cpu_seen.values()))
             return os.waitstatus_to_exitcode(code), cpu, peak, peak_pss
         try:
-            tree = [process, *process.children(recursive=True)]  # type: ignore[attr-defined]
-            rss = pss = 0
-            for member in tree:
-                memory = member.memory_full_info()
-                rss, pss = rss + memory.rss, pss + getattr(memory, "pss", memory.rss)
-                times = member.cpu_times()
-                cpu_seen[member.pid] = times.user + times.system
-            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
+            if poll % FULL_POLL_EVERY == 0:
+                tree = [process, *process.children(recursive=True)]  # type: ignore[attr-defined]
+                pss = 0
+                for member in tree:
+                    memory = member.memory_full_info()
+                    pss += getattr(memory, "pss", memory.rss)
+                    times = member.cpu_times()
+                    cpu_seen[member.pid] = times.user + times.system
+                peak_pss = max(peak_pss, pss)
+            peak = max(peak, sum(_rss(member.pid) for member in tree))
         except psutil.Error:
             pass
-        time.sleep(0.02)
+        time.sleep(RSS_POLL_SECONDS)
+    raise AssertionError("unreachable")
 
 
 def measure(engine: str, case: Case, output: Path, timeout: float) -> dict[str, object]:
