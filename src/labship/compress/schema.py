@@ -31,14 +31,16 @@ from labship.compress.sampling import ColumnFacts, sample_table
 from labship.compress.settings import Settings
 
 # type sampling: up to 4 MB per file (half head, half 8 slices), at most 1/SAMPLE_SHARE of the dataset
-# and 32 MB in all, at least 32 KB (hundreds of rows) per file. Values beyond the samples are still
+# and 16 MB in all, at least 32 KB (hundreds of rows) per file. Values beyond the samples are still
 # checked during conversion and widen the type (at the price of a second round). Sampling reads its
 # bytes twice (text and Arrow's inference, ~45 MB/s each on one core) where the conversion reads
-# them once (~40 MB/s): sampling 1/32 of a dataset costs ~6% of its conversion; the previous flat
-# 32 MB sampled 36% of an 81 MB dataset of 40 files and cost 1.5x the conversion itself.
+# them once (~60 MB/s): a sampled MB costs ~3 converted ones. The previous flat 32 MB sampled 36% of
+# an 81 MB dataset of 40 files and cost 1.5x the conversion itself; a 32 MB cap cost 1.5 s of CPU
+# on 1 GB of flight files (~9% of converting them), 16 MB half that (still 8x the rows DuckDB's
+# sniffer reads, spread over 64 files). One file keeps its 4 MB.
 SAMPLE_FILE_BYTES = 4 << 20
 SAMPLE_MIN_FILE_BYTES = 32 << 10
-SAMPLE_BUDGET_BYTES = 32 << 20
+SAMPLE_BUDGET_BYTES = 16 << 20
 SAMPLE_SHARE = 32
 SAMPLE_SLICES = 8
 # Of many files, 64 spread over the list are sampled (the others: dialect and header only). Sampling
